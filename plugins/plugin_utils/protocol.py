@@ -1,0 +1,523 @@
+"""A thin SFTP version 3 client over any byte stream pair.
+
+Every request made in one event-loop turn is written to the stream in one write: the
+SSH layer then packs many SFTP requests into few SSH packets, which is where most of
+the per-request CPU goes (see DESIGN.md, "Performance stance"). Replies are matched to
+requests by id; many requests may be outstanding at once. Bounding them is the caller's
+job (see budget.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Packet types (draft-ietf-secsh-filexfer-02).
+FXP_INIT = 1
+FXP_VERSION = 2
+FXP_OPEN = 3
+FXP_CLOSE = 4
+FXP_READ = 5
+FXP_WRITE = 6
+FXP_LSTAT = 7
+FXP_FSTAT = 8
+FXP_SETSTAT = 9
+FXP_FSETSTAT = 10
+FXP_OPENDIR = 11
+FXP_READDIR = 12
+FXP_REMOVE = 13
+FXP_MKDIR = 14
+FXP_RMDIR = 15
+FXP_REALPATH = 16
+FXP_STAT = 17
+FXP_RENAME = 18
+FXP_READLINK = 19
+FXP_SYMLINK = 20
+FXP_STATUS = 101
+FXP_HANDLE = 102
+FXP_DATA = 103
+FXP_NAME = 104
+FXP_ATTRS = 105
+FXP_EXTENDED = 200
+FXP_EXTENDED_REPLY = 201
+
+FXF_READ = 0x01
+FXF_WRITE = 0x02
+FXF_APPEND = 0x04
+FXF_CREAT = 0x08
+FXF_TRUNC = 0x10
+FXF_EXCL = 0x20
+
+FX_OK = 0
+FX_EOF = 1
+FX_NO_SUCH_FILE = 2
+FX_PERMISSION_DENIED = 3
+FX_FAILURE = 4
+FX_BAD_MESSAGE = 5
+FX_NO_CONNECTION = 6
+FX_CONNECTION_LOST = 7
+FX_OP_UNSUPPORTED = 8
+
+ATTR_SIZE = 0x01
+ATTR_UIDGID = 0x02
+ATTR_PERMISSIONS = 0x04
+ATTR_ACMODTIME = 0x08
+ATTR_EXTENDED = 0x80000000
+
+_STATUS_TEXT = {
+    FX_EOF: "end of file",
+    FX_NO_SUCH_FILE: "no such file or directory",
+    FX_PERMISSION_DENIED: "permission denied",
+    FX_FAILURE: "failure",
+    FX_BAD_MESSAGE: "bad message",
+    FX_NO_CONNECTION: "no connection",
+    FX_CONNECTION_LOST: "connection lost",
+    FX_OP_UNSUPPORTED: "operation unsupported",
+}
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_HEADER = struct.Struct(">IBI")  # length, type, request id
+
+MAX_REPLY = 1 << 24  # refuse replies above 16 MiB: a hostile server must not exhaust memory
+
+
+class SFTPError(Exception):
+    """An SFTP request failed; str() is one sentence naming the path and the cause."""
+
+    def __init__(self, code: int, message: str = "", path: bytes | None = None) -> None:
+        self.code = code
+        self.server_message = message
+        self.path = path
+        reason = message.strip() or _STATUS_TEXT.get(code, f"error {code}")
+        self.reason = reason.rstrip(".")
+        text = f"{display_path(path)}: {self.reason}" if path is not None else self.reason
+        super().__init__(text)
+
+
+def display_path(path: bytes | str | None) -> str:
+    """A path for humans; undecodable bytes shown as escapes."""
+    if path is None:
+        return ""
+    if isinstance(path, str):
+        return path
+    return path.decode("utf-8", "backslashreplace")
+
+
+@dataclass
+class Attrs:
+    """SFTP v3 file attributes; None means "not present"."""
+
+    size: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    permissions: int | None = None
+    atime: int | None = None
+    mtime: int | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.permissions is not None and stat.S_ISDIR(self.permissions)
+
+    @property
+    def is_reg(self) -> bool:
+        return self.permissions is not None and stat.S_ISREG(self.permissions)
+
+    @property
+    def is_link(self) -> bool:
+        return self.permissions is not None and stat.S_ISLNK(self.permissions)
+
+    def encode(self) -> bytes:
+        flags = 0
+        parts: list[bytes] = []
+        if self.size is not None:
+            flags |= ATTR_SIZE
+            parts.append(_U64.pack(self.size))
+        if self.uid is not None and self.gid is not None:
+            flags |= ATTR_UIDGID
+            parts.append(_U32.pack(self.uid) + _U32.pack(self.gid))
+        if self.permissions is not None:
+            flags |= ATTR_PERMISSIONS
+            parts.append(_U32.pack(self.permissions))
+        if self.mtime is not None:
+            flags |= ATTR_ACMODTIME
+            atime = self.atime if self.atime is not None else self.mtime
+            parts.append(_U32.pack(atime & 0xFFFFFFFF) + _U32.pack(self.mtime & 0xFFFFFFFF))
+        return _U32.pack(flags) + b"".join(parts)
+
+
+@dataclass
+class Name:
+    """One READDIR entry."""
+
+    filename: bytes
+    attrs: Attrs
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What the server accepts (limits@openssh.com, or conservative defaults)."""
+
+    max_packet: int = 34000
+    max_read: int = 32768
+    max_write: int = 32768
+    max_handles: int = 64
+
+
+class _Reader(Protocol):
+    async def readexactly(self, n: int, /) -> bytes: ...
+
+
+class _Writer(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Buffer:
+    """Cursor over one reply body."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def u32(self) -> int:
+        (value,) = _U32.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return int(value)
+
+    def u64(self) -> int:
+        (value,) = _U64.unpack_from(self.data, self.pos)
+        self.pos += 8
+        return int(value)
+
+    def string(self) -> bytes:
+        length = self.u32()
+        end = self.pos + length
+        if end > len(self.data):
+            raise SFTPError(FX_BAD_MESSAGE, "truncated string in server reply")
+        value = self.data[self.pos : end]
+        self.pos = end
+        return value
+
+    def attrs(self) -> Attrs:
+        flags = self.u32()
+        attrs = Attrs()
+        if flags & ATTR_SIZE:
+            attrs.size = self.u64()
+        if flags & ATTR_UIDGID:
+            attrs.uid = self.u32()
+            attrs.gid = self.u32()
+        if flags & ATTR_PERMISSIONS:
+            attrs.permissions = self.u32()
+        if flags & ATTR_ACMODTIME:
+            attrs.atime = self.u32()
+            attrs.mtime = self.u32()
+        if flags & ATTR_EXTENDED:
+            for _ in range(self.u32()):
+                self.string()
+                self.string()
+        return attrs
+
+
+def _string(value: bytes) -> bytes:
+    return _U32.pack(len(value)) + value
+
+
+class SFTPClient:
+    """SFTP v3 requests over a (reader, writer) stream pair, many in flight at once."""
+
+    def __init__(
+        self,
+        reader: _Reader,
+        writer: _Writer,
+        *,
+        nonstandard_symlink: bool = True,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._nonstandard_symlink = nonstandard_symlink
+        self._on_close = on_close
+        self._pending: dict[int, asyncio.Future[tuple[int, _Buffer]]] = {}
+        self._next_id = 0
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self._reader_task: asyncio.Task[None] | None = None
+        self._closed_error: SFTPError | None = None
+        self.extensions: dict[bytes, bytes] = {}
+        self.version = 0
+        self.requests_sent = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered."""
+        return len(self._pending)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Exchange INIT / VERSION and start reading replies."""
+        self._writer.write(_U32.pack(5) + bytes([FXP_INIT]) + _U32.pack(3))
+        header = await self._reader.readexactly(5)
+        length, ptype = struct.unpack(">IB", header)
+        if ptype != FXP_VERSION or length > MAX_REPLY:
+            raise SFTPError(FX_BAD_MESSAGE, "the server did not answer the SFTP handshake")
+        body = _Buffer(await self._reader.readexactly(length - 1))
+        self.version = body.u32()
+        while body.pos < len(body.data):
+            name = body.string()
+            self.extensions[name] = body.string()
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_replies())
+
+    async def limits(self) -> ServerLimits:
+        """The server's limits; conservative defaults when it does not say."""
+        if b"limits@openssh.com" not in self.extensions:
+            return ServerLimits()
+        reply = _Buffer(await self.extended(b"limits@openssh.com", b""))
+        max_packet, max_read, max_write, max_handles = (reply.u64() for _ in range(4))
+        defaults = ServerLimits()
+        return ServerLimits(
+            max_packet=max_packet or defaults.max_packet,
+            max_read=max_read or defaults.max_read,
+            max_write=max_write or defaults.max_write,
+            max_handles=max_handles or 1 << 30,
+        )
+
+    async def aclose(self) -> None:
+        """Close the channel; requests still waiting fail with "connection lost"."""
+        self._flush()
+        self._writer.close()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            try:
+                await self._reader_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_all(SFTPError(FX_CONNECTION_LOST, "the SFTP session was closed"))
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _request(
+        self, ptype: int, payload: bytes | list[bytes]
+    ) -> asyncio.Future[tuple[int, _Buffer]]:
+        if self._closed_error is not None:
+            raise self._closed_error
+        self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, _Buffer]] = loop.create_future()
+        self._pending[request_id] = future
+        if isinstance(payload, list):
+            size = sum(len(part) for part in payload)
+            self._outbox.append(_HEADER.pack(size + 5, ptype, request_id))
+            self._outbox.extend(payload)
+        else:
+            self._outbox.append(_HEADER.pack(len(payload) + 5, ptype, request_id) + payload)
+        self.requests_sent += 1
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._outbox:
+            data = b"".join(self._outbox)
+            self._outbox.clear()
+            self._writer.write(data)
+
+    async def _read_replies(self) -> None:
+        error = SFTPError(FX_CONNECTION_LOST, "the SFTP server closed the connection")
+        try:
+            while True:
+                header = await self._reader.readexactly(9)
+                length, ptype, request_id = _HEADER.unpack(header)
+                if length > MAX_REPLY or length < 5:
+                    error = SFTPError(FX_BAD_MESSAGE, f"the server sent a {length}-byte reply")
+                    break
+                body = await self._reader.readexactly(length - 5) if length > 5 else b""
+                future = self._pending.pop(request_id, None)
+                if future is not None and not future.done():
+                    future.set_result((ptype, _Buffer(body)))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, EOFError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self._fail_all(error)
+
+    def _fail_all(self, error: SFTPError) -> None:
+        if self._closed_error is None:
+            self._closed_error = error
+            if self._on_close is not None:
+                self._on_close()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(SFTPError(error.code, error.server_message))
+
+    async def _call(
+        self, ptype: int, payload: bytes | list[bytes], path: bytes | None
+    ) -> tuple[int, _Buffer]:
+        try:
+            return await self._request(ptype, payload)
+        except SFTPError as exc:
+            if exc.path is None and path is not None:
+                raise SFTPError(exc.code, exc.server_message, path) from None
+            raise
+
+    @staticmethod
+    def _raise_status(body: _Buffer, path: bytes | None) -> None:
+        code = body.u32()
+        message = body.string().decode("utf-8", "replace") if body.pos < len(body.data) else ""
+        if code != FX_OK:
+            raise SFTPError(code, message, path)
+
+    async def _status(self, ptype: int, payload: bytes | list[bytes], path: bytes | None) -> None:
+        rtype, body = await self._call(ptype, payload, path)
+        if rtype != FXP_STATUS:
+            raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
+        self._raise_status(body, path)
+
+    async def _expect(
+        self, ptype: int, payload: bytes | list[bytes], path: bytes | None, want: int
+    ) -> _Buffer:
+        rtype, body = await self._call(ptype, payload, path)
+        if rtype == want:
+            return body
+        if rtype == FXP_STATUS:
+            self._raise_status(body, path)
+        raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def open(self, path: bytes, pflags: int, attrs: Attrs | None = None) -> bytes:
+        payload = _string(path) + _U32.pack(pflags) + (attrs or Attrs()).encode()
+        return (await self._expect(FXP_OPEN, payload, path, FXP_HANDLE)).string()
+
+    async def close(self, handle: bytes) -> None:
+        await self._status(FXP_CLOSE, _string(handle), None)
+
+    async def read(self, handle: bytes, offset: int, length: int) -> bytes:
+        payload = _string(handle) + _U64.pack(offset) + _U32.pack(length)
+        rtype, body = await self._call(FXP_READ, payload, None)
+        if rtype == FXP_DATA:
+            return body.string()
+        if rtype == FXP_STATUS:
+            code = body.u32()
+            if code == FX_EOF:
+                return b""
+            body.pos = 0
+            self._raise_status(body, None)
+        raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
+
+    async def write(self, handle: bytes, offset: int, data: bytes | memoryview) -> None:
+        head = _string(handle) + _U64.pack(offset) + _U32.pack(len(data))
+        await self._status(FXP_WRITE, [head, bytes(data)], None)
+
+    async def fstat(self, handle: bytes) -> Attrs:
+        return (await self._expect(FXP_FSTAT, _string(handle), None, FXP_ATTRS)).attrs()
+
+    async def lstat(self, path: bytes) -> Attrs:
+        return (await self._expect(FXP_LSTAT, _string(path), path, FXP_ATTRS)).attrs()
+
+    async def stat(self, path: bytes) -> Attrs:
+        return (await self._expect(FXP_STAT, _string(path), path, FXP_ATTRS)).attrs()
+
+    async def setstat(self, path: bytes, attrs: Attrs) -> None:
+        await self._status(FXP_SETSTAT, _string(path) + attrs.encode(), path)
+
+    async def fsetstat(self, handle: bytes, attrs: Attrs) -> None:
+        await self._status(FXP_FSETSTAT, _string(handle) + attrs.encode(), None)
+
+    async def opendir(self, path: bytes) -> bytes:
+        return (await self._expect(FXP_OPENDIR, _string(path), path, FXP_HANDLE)).string()
+
+    async def readdir(self, handle: bytes) -> list[Name] | None:
+        """The next chunk of entries, or None at the end of the directory."""
+        rtype, body = await self._call(FXP_READDIR, _string(handle), None)
+        if rtype == FXP_STATUS:
+            if body.u32() == FX_EOF:
+                return None
+            body.pos = 0
+            self._raise_status(body, None)
+        if rtype != FXP_NAME:
+            raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
+        names = []
+        for _ in range(body.u32()):
+            filename = body.string()
+            body.string()  # longname
+            names.append(Name(filename, body.attrs()))
+        return names
+
+    async def remove(self, path: bytes) -> None:
+        await self._status(FXP_REMOVE, _string(path), path)
+
+    async def mkdir(self, path: bytes, attrs: Attrs | None = None) -> None:
+        await self._status(FXP_MKDIR, _string(path) + (attrs or Attrs()).encode(), path)
+
+    async def rmdir(self, path: bytes) -> None:
+        await self._status(FXP_RMDIR, _string(path), path)
+
+    async def realpath(self, path: bytes) -> bytes:
+        body = await self._expect(FXP_REALPATH, _string(path), path, FXP_NAME)
+        if body.u32() < 1:
+            raise SFTPError(FX_BAD_MESSAGE, "empty REALPATH reply", path)
+        return body.string()
+
+    async def rename(self, old: bytes, new: bytes) -> None:
+        await self._status(FXP_RENAME, _string(old) + _string(new), new)
+
+    async def posix_rename(self, old: bytes, new: bytes) -> None:
+        """Atomic rename that replaces `new` (posix-rename@openssh.com)."""
+        payload = _string(b"posix-rename@openssh.com") + _string(old) + _string(new)
+        await self._status(FXP_EXTENDED, payload, new)
+
+    async def readlink(self, path: bytes) -> bytes:
+        body = await self._expect(FXP_READLINK, _string(path), path, FXP_NAME)
+        if body.u32() < 1:
+            raise SFTPError(FX_BAD_MESSAGE, "empty READLINK reply", path)
+        return body.string()
+
+    async def symlink(self, linkpath: bytes, target: bytes) -> None:
+        """Create `linkpath` pointing at `target`."""
+        if self._nonstandard_symlink:  # OpenSSH swaps the arguments of the draft
+            payload = _string(target) + _string(linkpath)
+        else:
+            payload = _string(linkpath) + _string(target)
+        await self._status(FXP_SYMLINK, payload, linkpath)
+
+    async def fsync(self, handle: bytes) -> None:
+        await self._status(FXP_EXTENDED, _string(b"fsync@openssh.com") + _string(handle), None)
+
+    async def extended(self, name: bytes, payload: bytes) -> bytes:
+        """An extended request; returns the EXTENDED_REPLY data (b"" for a plain OK)."""
+        rtype, body = await self._call(FXP_EXTENDED, _string(name) + payload, None)
+        if rtype == FXP_EXTENDED_REPLY:
+            return body.data
+        if rtype == FXP_STATUS:
+            self._raise_status(body, None)
+            return b""
+        raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
+
+
+def has_extension(client: SFTPClient, name: bytes) -> bool:
+    """Whether the server announced an extension (e.g. b"posix-rename@openssh.com")."""
+    return name in client.extensions
+
+
+__all__: list[Any] = [
+    "Attrs",
+    "Name",
+    "SFTPClient",
+    "SFTPError",
+    "ServerLimits",
+    "display_path",
+    "has_extension",
+]
