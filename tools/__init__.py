@@ -1,0 +1,1 @@
+"""Helper scripts behind the Makefile (not part of the built collection)."""
