@@ -1,0 +1,46 @@
+"""The per-server cap on outstanding SFTP requests and open handles.
+
+Listing has a lane of its own inside the cap, so directory reads never starve behind
+file transfers; the total never exceeds the configured cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+
+class Budget:
+    """Requests and handles one server may have outstanding at once."""
+
+    def __init__(self, max_requests: int, max_handles: int) -> None:
+        if max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, not {max_requests}")
+        self.max_requests = max_requests
+        self.max_handles = max(1, max_handles)
+        listing = max_requests // 8 if max_requests >= 2 else 0
+        self._transfer = asyncio.Semaphore(max_requests - listing)
+        self._listing = asyncio.Semaphore(listing) if listing else self._transfer
+        self._handles = asyncio.Semaphore(self.max_handles)
+        self.outstanding = 0
+        self.peak = 0
+
+    @asynccontextmanager
+    async def request(self, listing: bool = False) -> AsyncIterator[None]:
+        """Hold one request slot while the request is outstanding."""
+        lane = self._listing if listing else self._transfer
+        await lane.acquire()
+        self.outstanding += 1
+        self.peak = max(self.peak, self.outstanding)
+        try:
+            yield
+        finally:
+            self.outstanding -= 1
+            lane.release()
+
+    @asynccontextmanager
+    async def handle(self) -> AsyncIterator[None]:
+        """Hold one open-handle slot while a file or directory is open."""
+        async with self._handles:
+            yield

@@ -1,0 +1,249 @@
+"""The tree scheduler shared by push, pull and remove.
+
+Directories are listed by a few workers taking jobs from a LIFO stack (depth first, so
+pending work stays near the tree's depth × width, not its size). Files are started as
+tasks only after a files-in-flight slot is free, so live tasks are bounded. A directory
+is finalized (mode, times) once everything below it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, ParamSpec, TypeVar
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import Session
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import UnsafeName
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FX_CONNECTION_LOST,
+    FX_NO_CONNECTION,
+    ServerLimits,
+    SFTPClient,
+    SFTPError,
+    display_path,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
+    Progress,
+    ProgressCallback,
+    Report,
+)
+
+PROGRESS_INTERVAL = 2.0
+DIR_WORKERS = 8
+
+
+class FailFast(Exception):
+    """Raised to stop a run at the first failure when fail_fast is asked."""
+
+
+SessionLike = Session
+"""What the core needs from a session: see connect.Session."""
+
+
+@dataclass
+class Channels:
+    """The SFTP channels of one server and the budget they share."""
+
+    clients: list[SFTPClient]
+    limits: ServerLimits
+    budget: Budget
+    rtt: float = 0.0
+    _next: int = 0
+
+    def pick(self) -> SFTPClient:
+        client = self.clients[self._next % len(self.clients)]
+        self._next += 1
+        return client
+
+    @property
+    def main(self) -> SFTPClient:
+        return self.clients[0]
+
+    def has(self, extension: bytes) -> bool:
+        return extension in self.main.extensions
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+async def open_channels(
+    sessions: Sequence[SessionLike], per_session: int, max_requests: int
+) -> Channels:
+    """Open `per_session` SFTP channels on each session; learn limits and round trip."""
+    clients: list[SFTPClient] = []
+    try:
+        for session in sessions:
+            for _ in range(max(1, per_session)):
+                clients.append(await session.open_sftp())
+        limits = await clients[0].limits()
+        started = time.monotonic()
+        await clients[0].realpath(b".")
+        rtt = time.monotonic() - started
+    except BaseException:
+        for client in clients:
+            await client.aclose()
+        raise
+    handles = min(limits.max_handles * len(clients), 1024)
+    return Channels(clients, limits, Budget(max_requests, handles), rtt)
+
+
+def files_in_flight(rtt: float, configured: int | None) -> int:
+    """Files to keep in flight: few on a fast link, many on a slow one."""
+    if configured:
+        return max(1, configured)
+    if rtt < 0.002:
+        return 64
+    if rtt < 0.008:
+        return 128
+    return 256
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Errors that end the whole run (the channel is gone), not just one path."""
+    return isinstance(exc, SFTPError) and exc.code in (FX_CONNECTION_LOST, FX_NO_CONNECTION)
+
+
+def reason_of(exc: BaseException) -> str:
+    """One-sentence cause of a per-path failure, without the path."""
+    if isinstance(exc, SFTPError):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, UnsafeName):
+        return str(exc)
+    return str(exc) or type(exc).__name__
+
+
+J = TypeVar("J")
+P = ParamSpec("P")
+
+
+@dataclass
+class DirNode:
+    """Completion tracking for one directory: finalized when nothing below is pending."""
+
+    parent: DirNode | None
+    finalize: Callable[[], Awaitable[None]] | None = None
+    pending: int = 1
+    children: int = field(default=0)
+
+
+class TreeRun(Generic[J]):
+    """Runs directory jobs and file tasks with bounded concurrency, collecting failures."""
+
+    def __init__(
+        self,
+        report: Report,
+        max_files: int,
+        fail_fast: bool,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.report = report
+        self.fail_fast = fail_fast
+        self._files = asyncio.Semaphore(max_files)
+        self._stack: list[tuple[J, DirNode]] = []
+        self._ready = asyncio.Event()
+        self._jobs_open = 0
+        self._all_listed = asyncio.Event()
+        self._group: asyncio.TaskGroup | None = None
+        self._progress = progress
+        self._last_progress = time.monotonic()
+
+    # -- failures and progress ---------------------------------------------------------
+
+    def fail(self, path: bytes | str, exc: BaseException | str) -> None:
+        """Record one path's failure; stop everything if it is fatal or fail_fast."""
+        if isinstance(exc, BaseException) and is_fatal(exc):
+            raise exc
+        reason = exc if isinstance(exc, str) else reason_of(exc)
+        self.report.fail(display_path(path), reason)
+        if self.fail_fast:
+            raise FailFast(f"{display_path(path)}: {reason}")
+
+    def tick(self) -> None:
+        if self._progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL:
+            self._last_progress = now
+            seconds = now - self.report.started
+            self._progress(Progress(self.report.files, self.report.bytes, seconds))
+
+    # -- directories ---------------------------------------------------------------------
+
+    def add_dir(
+        self, job: J, parent: DirNode | None, finalize: Callable[[], Awaitable[None]] | None = None
+    ) -> DirNode:
+        node = DirNode(parent, finalize)
+        if parent is not None:
+            parent.pending += 1
+        self._jobs_open += 1
+        self._stack.append((job, node))
+        self._ready.set()
+        return node
+
+    def _done(self, node: DirNode) -> None:
+        node.pending -= 1
+        if node.pending == 0:
+            assert self._group is not None
+            self._group.create_task(self._finalize(node))
+
+    async def _finalize(self, node: DirNode) -> None:
+        try:
+            if node.finalize is not None:
+                await node.finalize()
+        finally:
+            if node.parent is not None:
+                self._done(node.parent)
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def start_file(
+        self, node: DirNode, work: Callable[P, Awaitable[None]], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Start `work(*args)` for one entry once a files-in-flight slot is free."""
+        await self._files.acquire()
+        node.pending += 1
+        assert self._group is not None
+        self._group.create_task(self._file(node, work(*args, **kwargs)))
+
+    async def _file(self, node: DirNode, work: Awaitable[None]) -> None:
+        try:
+            await work
+            self.tick()
+        finally:
+            self._files.release()
+            self._done(node)
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def run(
+        self, process_dir: Callable[[J, DirNode], Awaitable[None]], workers: int = DIR_WORKERS
+    ) -> None:
+        """Process every directory job (jobs may add more) and wait for all files."""
+
+        async def worker() -> None:
+            while True:
+                while not self._stack:
+                    if self._jobs_open == 0:
+                        self._all_listed.set()
+                        return
+                    self._ready.clear()
+                    await self._ready.wait()
+                job, node = self._stack.pop()
+                try:
+                    await process_dir(job, node)
+                finally:
+                    self._jobs_open -= 1
+                    self._done(node)
+                    if self._jobs_open == 0:
+                        self._ready.set()
+
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for _ in range(workers):
+                group.create_task(worker())

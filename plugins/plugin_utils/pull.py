@@ -1,0 +1,400 @@
+"""Pull a remote file or tree to local disk: remote directories are listed in parallel,
+entries are handled chunk by chunk as READDIR replies arrive, and every remote name is
+validated before it becomes a local path."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
+    Channels,
+    DirNode,
+    TreeRun,
+    files_in_flight,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
+    Excluder,
+    check_name,
+    is_temp_name,
+    join,
+    relative,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
+    attrs_differ,
+    content_decision,
+    wanted_dir,
+    wanted_file,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FX_NO_SUCH_FILE,
+    SFTPError,
+    display_path,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.push import (
+    SourceError,
+    _local_checksum,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import receive_file, request
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
+    Entry,
+    entry_from_attrs,
+    list_local_dir_or_empty,
+    list_remote_dir,
+    read_link_target,
+)
+
+
+@dataclass
+class _Job:
+    rel: bytes
+    src: Entry
+    dst: Entry | None
+
+
+def _show(rel: bytes) -> str:
+    return display_path(rel) if rel else "."
+
+
+def _remove_local(path: bytes) -> None:
+    """Remove a local file, link or tree (never following links)."""
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+class Pull:
+    """One pull run: a remote root onto a local root."""
+
+    def __init__(
+        self,
+        session: object,
+        channels: Channels,
+        options: TransferOptions,
+        report: Report,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.session = session
+        self.ch = channels
+        self.options = options
+        self.report = report
+        self.excluder = Excluder(options.exclude)
+        self.run: TreeRun[_Job] = TreeRun(
+            report, files_in_flight(channels.rtt, options.max_files), options.fail_fast, progress
+        )
+        self.remote_root = b""
+        self.local_root = b""
+
+    async def fetch(
+        self, remote_dir: bytes, local_dir: bytes, src: Entry, rel: bytes, is_new: bool
+    ) -> None:
+        wanted = wanted_file(src, self.options, None, None)
+        if not self.options.check_mode:
+            try:
+                got = await receive_file(
+                    self.ch,
+                    join(remote_dir, src.name),
+                    local_dir,
+                    src.name,
+                    src.size,
+                    wanted.mode,
+                    wanted.mtime,
+                    atomic=self.options.atomic,
+                    block_size=self.options.block_size,
+                )
+            except Exception as exc:
+                self.run.fail(rel, exc)
+                return
+        else:
+            got = src.size
+        self.report.files += 1
+        self.report.bytes += got
+        (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+
+    async def link(
+        self, remote_dir: bytes, local_dir: bytes, src: Entry, dst: Entry | None, rel: bytes
+    ) -> None:
+        try:
+            target = await read_link_target(
+                self.ch.main, self.ch.budget, join(remote_dir, src.name), src
+            )
+        except SFTPError as exc:
+            self.run.fail(rel, exc)
+            return
+        local = os.path.join(local_dir, src.name)
+        if dst is not None and dst.kind == "link" and os.readlink(local) == target:
+            self.report.skipped += 1
+            return
+        if not self.options.check_mode:
+            try:
+                if dst is not None:
+                    await asyncio.to_thread(_remove_local, local)
+                os.symlink(target, local)
+            except OSError as exc:
+                self.run.fail(rel, exc)
+                return
+        self.report.symlinks += 1
+        (self.report.added if dst is None else self.report.changed_paths).add(_show(rel))
+
+    async def delete_local(self, local: bytes, rel: bytes, is_dir: bool) -> None:
+        if not self.options.check_mode:
+            try:
+                await asyncio.to_thread(_remove_local, local)
+            except OSError as exc:
+                self.run.fail(rel, exc)
+                return
+        self.report.deleted += 1
+        self.report.deleted_paths.add(_show(rel) + ("/" if is_dir else ""))
+
+    def finalizer(self, job: _Job, local: bytes) -> Callable[[], Awaitable[None]]:
+        wanted = wanted_dir(job.src, self.options, None, None)
+        created = job.dst is None
+        differs = job.dst is not None and attrs_differ(job.dst, wanted)
+
+        async def finalize() -> None:
+            if differs:
+                self.report.attributes += 1
+                self.report.changed_paths.add(_show(job.rel) + "/")
+            moved = wanted.mtime is not None and self.report.changed
+            if self.options.check_mode or not (created or differs or moved):
+                return
+            try:
+                os.chmod(local, wanted.mode if wanted.mode is not None else 0o755)
+                if wanted.mtime is not None:
+                    os.utime(local, (wanted.mtime, wanted.mtime))
+            except OSError as exc:
+                self.run.fail(job.rel or b".", exc)
+
+        return finalize
+
+    def make_dir(self, local: bytes, rel: bytes) -> bool:
+        if not self.options.check_mode:
+            try:
+                os.mkdir(local, 0o700)
+            except OSError as exc:
+                self.run.fail(rel, exc)
+                return False
+        self.report.dirs += 1
+        self.report.added.add(_show(rel) + "/")
+        return True
+
+    async def process_dir(self, job: _Job, node: DirNode) -> None:
+        remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
+        local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
+        existing = (
+            await asyncio.to_thread(list_local_dir_or_empty, local) if job.dst is not None else {}
+        )
+        unsafe: list[bytes] = []
+        try:
+            async for chunk in list_remote_dir(self.ch.main, self.ch.budget, remote, unsafe):
+                for src in chunk:
+                    await self.handle_entry(remote, local, job.rel, src, existing, node)
+        except SFTPError as exc:
+            self.run.fail(job.rel or b".", exc)
+            return
+        for name in unsafe:
+            self.run.fail(
+                job.rel or b".", f"the server sent an unsafe name {name!r}; it was not fetched"
+            )
+        if self.options.delete:
+            for name, dst in existing.items():
+                rel = relative(job.rel, name)
+                if is_temp_name(name) or (
+                    self.excluder and self.excluder.excluded(rel, dst.kind == "dir")
+                ):
+                    continue
+                await self.delete_local(os.path.join(local, name), rel, dst.kind == "dir")
+
+    async def handle_entry(
+        self,
+        remote: bytes,
+        local: bytes,
+        rel_dir: bytes,
+        src: Entry,
+        existing: dict[bytes, Entry],
+        node: DirNode,
+    ) -> None:
+        check_name(src.name)
+        rel = relative(rel_dir, src.name)
+        if self.excluder and self.excluder.excluded(rel, src.kind == "dir"):
+            existing.pop(src.name, None)
+            return
+        dst = existing.pop(src.name, None)
+        target = os.path.join(local, src.name)
+        if src.kind == "link" and self.options.links == "follow":
+            try:
+                followed = await request(self.ch, self.ch.main.stat, join(remote, src.name))
+                real = await request(self.ch, self.ch.main.realpath, join(remote, src.name))
+            except SFTPError as exc:
+                self.run.fail(rel, exc)
+                return
+            root = self.remote_root.rstrip(b"/")
+            if not (real == root or real.startswith(root + b"/")):
+                self.run.fail(rel, "the symlink points outside the source tree; not followed")
+                return
+            src = entry_from_attrs(src.name, followed)
+        if (
+            dst is not None
+            and dst.kind != src.kind
+            and (dst.kind in ("dir", "link") or src.kind == "dir")
+        ):
+            if dst.kind == "dir" and not self.options.delete:
+                self.run.fail(
+                    rel, "a directory is in the way on the destination (use delete to replace it)"
+                )
+                return
+            await self.delete_local(target, rel, dst.kind == "dir")
+            dst = None
+        if src.kind == "dir":
+            if dst is None and not self.make_dir(target, rel):
+                return
+            child = _Job(rel, src, dst)
+            self.run.add_dir(child, node, self.finalizer(child, target))
+        elif src.kind == "file":
+            decision = content_decision(src, dst, self.options)
+            if decision == "checksum":
+                decision = "skip" if await self.same_checksum(remote, target, src) else "send"
+            if decision == "send":
+                await self.run.start_file(node, self.fetch, remote, local, src, rel, dst is None)
+            elif dst is not None:
+                wanted = wanted_file(src, self.options, None, None)
+                if attrs_differ(dst, wanted):
+                    if not self.options.check_mode:
+                        try:
+                            if wanted.mode is not None:
+                                os.chmod(target, wanted.mode)
+                            if wanted.mtime is not None:
+                                os.utime(target, (wanted.mtime, wanted.mtime))
+                        except OSError as exc:
+                            self.run.fail(rel, exc)
+                            return
+                    self.report.attributes += 1
+                    self.report.changed_paths.add(_show(rel))
+                else:
+                    self.report.skipped += 1
+        elif src.kind == "link":
+            if self.options.links != "skip":
+                await self.run.start_file(node, self.link, remote, local, src, dst, rel)
+        else:
+            self.report.specials += 1
+
+    async def same_checksum(self, remote_dir: bytes, local: bytes, src: Entry) -> bool:
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.push import _remote_checksums
+
+        sums = await _remote_checksums(self.session, remote_dir, [src.name])  # type: ignore[arg-type]
+        return sums[0] is not None and sums[0] == await asyncio.to_thread(_local_checksum, local)
+
+    async def pull(self, src: str, dest: str) -> None:
+        remote = os.fsencode(src)
+        follow = self.options.links == "follow"
+        try:
+            attrs = await request(
+                self.ch, (self.ch.main.stat if follow else self.ch.main.lstat), remote
+            )
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
+                raise SourceError(f"the remote source {src} does not exist") from None
+            raise SourceError(f"the remote source {src} cannot be read: {exc.reason}") from None
+        root = entry_from_attrs(posixpath.basename(remote.rstrip(b"/")) or b".", attrs)
+        local = os.fsencode(dest)
+        parent = os.path.dirname(local.rstrip(b"/")) or b"."
+        if not self.options.check_mode:
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise SourceError(
+                    f"the destination {dest} cannot be created: {exc.strerror}"
+                ) from None
+        existing = list_local_dir_or_empty(parent).get(os.path.basename(local.rstrip(b"/")))
+        if root.kind == "dir":
+            self.remote_root = remote.rstrip(b"/") or b"/"
+            self.local_root = local.rstrip(b"/") or b"/"
+            if existing is not None and existing.kind != "dir":
+                raise SourceError(f"the destination {dest} exists and is not a directory")
+            if existing is None and not self.make_dir(self.local_root, b""):
+                return
+            job = _Job(b"", root, existing)
+            self.run.add_dir(job, None, self.finalizer(job, self.local_root))
+            await self.run.run(self.process_dir)
+            return
+        if existing is not None and existing.kind == "dir":
+            raise SourceError(f"the destination {dest} is a directory")
+        remote_dir = posixpath.dirname(remote) or b"."
+        root.name = os.path.basename(local.rstrip(b"/"))
+        name_in_remote = posixpath.basename(remote)
+        src_entry = Entry(name_in_remote, root.kind, root.size, root.mtime, root.mode)
+        local_dir = parent
+        rel = os.path.basename(local)
+        if root.kind == "link":
+            src_entry.target = await request(self.ch, self.ch.main.readlink, remote)
+            await self.link_single(src_entry, existing, local, rel)
+            return
+        if root.kind != "file":
+            raise SourceError(f"the remote source {src} is not a regular file or directory")
+        decision = content_decision(src_entry, existing, self.options)
+        if decision == "checksum":
+            decision = "skip" if await self.same_checksum(remote_dir, local, src_entry) else "send"
+        if decision == "send":
+            await self.fetch_single(remote, local_dir, rel, src_entry, existing is None)
+        elif existing is not None:
+            wanted = wanted_file(src_entry, self.options, None, None)
+            if attrs_differ(existing, wanted):
+                if not self.options.check_mode:
+                    if wanted.mode is not None:
+                        os.chmod(local, wanted.mode)
+                    if wanted.mtime is not None:
+                        os.utime(local, (wanted.mtime, wanted.mtime))
+                self.report.attributes += 1
+                self.report.changed_paths.add(_show(rel))
+            else:
+                self.report.skipped += 1
+
+    async def fetch_single(
+        self, remote: bytes, local_dir: bytes, name: bytes, src: Entry, is_new: bool
+    ) -> None:
+        wanted = wanted_file(src, self.options, None, None)
+        if not self.options.check_mode:
+            try:
+                got = await receive_file(
+                    self.ch,
+                    remote,
+                    local_dir,
+                    name,
+                    src.size,
+                    wanted.mode,
+                    wanted.mtime,
+                    atomic=self.options.atomic,
+                    block_size=self.options.block_size,
+                )
+            except Exception as exc:
+                self.run.fail(name, exc)
+                return
+        else:
+            got = src.size
+        self.report.files += 1
+        self.report.bytes += got
+        (self.report.added if is_new else self.report.changed_paths).add(_show(name))
+
+    async def link_single(
+        self, src: Entry, existing: Entry | None, local: bytes, rel: bytes
+    ) -> None:
+        assert src.target is not None
+        if existing is not None and existing.kind == "link" and os.readlink(local) == src.target:
+            self.report.skipped += 1
+            return
+        if not self.options.check_mode:
+            if existing is not None:
+                _remove_local(local)
+            os.symlink(src.target, local)
+        self.report.symlinks += 1
+        (self.report.added if existing is None else self.report.changed_paths).add(_show(rel))

@@ -1,0 +1,499 @@
+"""Push a local file or tree to a server: directories before their children, files
+pipelined across files, unchanged files skipped, extra files deleted on request."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import posixpath
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
+    Channels,
+    DirNode,
+    SessionLike,
+    TreeRun,
+    files_in_flight,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
+    Excluder,
+    is_temp_name,
+    join,
+    relative,
+    temp_name,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
+    Wanted,
+    attrs_differ,
+    content_decision,
+    wanted_dir,
+    wanted_file,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FX_NO_SUCH_FILE,
+    Attrs,
+    SFTPError,
+    display_path,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.remove import remove_tree
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
+    FileAttrs,
+    rename_into_place,
+    request,
+    send_file,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
+    Entry,
+    entry_from_attrs,
+    entry_from_stat,
+    list_local_dir,
+    read_link_target,
+    remote_dir_entries,
+)
+
+CHECKSUM_BATCH = 64
+
+
+class SourceError(Exception):
+    """The local source cannot be read (one sentence naming it)."""
+
+
+@dataclass
+class _Job:
+    rel: bytes
+    src: Entry
+    dst: Entry | None
+    """The destination directory as listed before the run, None when it is created."""
+
+
+def _show(rel: bytes) -> str:
+    return display_path(rel) if rel else "."
+
+
+async def resolve_ids(
+    session: SessionLike, owner: str | None, group: str | None
+) -> tuple[int | None, int | None]:
+    """Numeric uid/gid on the target for owner/group names (numbers pass through)."""
+
+    async def lookup(value: str | None, command: str) -> int | None:
+        if value is None:
+            return None
+        if value.isdigit():
+            return int(value)
+        result = await session.exec(command.format(shlex.quote(value)))
+        text = result.stdout.decode("utf-8", "replace").strip()
+        if result.rc != 0 or not text.isdigit():
+            kind = "user" if "id -u" in command else "group"
+            raise SourceError(f"the {kind} {value!r} does not exist on the target")
+        return int(text)
+
+    uid = await lookup(owner, "id -u -- {}")
+    gid = await lookup(group, "getent group -- {} | cut -d: -f3")
+    return uid, gid
+
+
+async def _remote_checksums(
+    session: SessionLike, remote_dir: bytes, names: list[bytes]
+) -> list[str | None]:
+    """sha256 of each remote file (None where it cannot be read), one command per batch."""
+    try:
+        quoted = " ".join(shlex.quote(name.decode("utf-8")) for name in names)
+        directory = shlex.quote(remote_dir.decode("utf-8"))
+    except UnicodeDecodeError:
+        return [None] * len(names)
+    command = (
+        f'cd {directory} && for f in {quoted}; do sha256sum < "$f" 2>/dev/null || echo -; done'
+    )
+    result = await session.exec(command)
+    lines = result.stdout.decode("ascii", "replace").splitlines()
+    if result.rc != 0 or len(lines) != len(names):
+        return [None] * len(names)
+    return [line.split()[0] if line and line[0] != "-" else None for line in lines]
+
+
+def _local_checksum(path: bytes) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Push:
+    """One push run: a local root onto a remote root."""
+
+    def __init__(
+        self,
+        session: SessionLike,
+        channels: Channels,
+        options: TransferOptions,
+        report: Report,
+        progress: ProgressCallback | None,
+        extra_channels: Channels | None = None,
+    ) -> None:
+        self.session = session
+        self.ch = channels
+        self.options = options
+        self.report = report
+        self.excluder = Excluder(options.exclude)
+        self.run: TreeRun[_Job] = TreeRun(
+            report, files_in_flight(channels.rtt, options.max_files), options.fail_fast, progress
+        )
+        self.extra = extra_channels
+        self.uid: int | None = None
+        self.gid: int | None = None
+        self.local_root = b""
+        self.remote_root = b""
+
+    # -- single file ------------------------------------------------------------------
+
+    def file_attrs(self, wanted: Wanted) -> FileAttrs:
+        return FileAttrs(wanted.mode, wanted.mtime, wanted.uid, wanted.gid)
+
+    async def send(
+        self, local: bytes, remote_dir: bytes, src: Entry, rel: bytes, is_new: bool
+    ) -> None:
+        wanted = wanted_file(src, self.options, self.uid, self.gid)
+        if not self.options.check_mode:
+            try:
+                sent = await send_file(
+                    self.ch,
+                    local,
+                    remote_dir,
+                    src.name,
+                    src.size,
+                    src.mtime,
+                    self.file_attrs(wanted),
+                    atomic=self.options.atomic,
+                    resume=self.options.resume,
+                    block_size=self.options.block_size,
+                    large_threshold=self.options.large_file_threshold,
+                    extra_clients=self.extra.clients if self.extra else None,
+                )
+            except Exception as exc:
+                self.run.fail(rel, exc)
+                return
+        else:
+            sent = src.size
+        self.report.files += 1
+        self.report.bytes += sent
+        (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+
+    async def fix_attrs(self, remote: bytes, wanted: Wanted, rel: bytes) -> None:
+        if not self.options.check_mode:
+            attrs = Attrs(
+                permissions=wanted.mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime
+            )
+            try:
+                await request(self.ch, self.ch.pick().setstat, remote, attrs)
+            except SFTPError as exc:
+                self.run.fail(rel, exc)
+                return
+        self.report.attributes += 1
+        self.report.changed_paths.add(_show(rel))
+
+    async def link(self, remote_dir: bytes, src: Entry, dst: Entry | None, rel: bytes) -> None:
+        remote = join(remote_dir, src.name)
+        assert src.target is not None
+        if dst is not None and dst.kind == "link":
+            if await read_link_target(self.ch.main, self.ch.budget, remote, dst) == src.target:
+                self.report.skipped += 1
+                return
+        if not self.options.check_mode:
+            client = self.ch.main
+            tmp = join(remote_dir, temp_name(src.name))
+            try:
+                await request(self.ch, client.symlink, tmp, src.target or b"")
+                await rename_into_place(self.ch, client, tmp, remote)
+            except SFTPError as exc:
+                self.run.fail(rel, exc)
+                return
+        self.report.symlinks += 1
+        (self.report.added if dst is None else self.report.changed_paths).add(_show(rel))
+
+    async def delete(self, remote: bytes, entry: Entry, rel: bytes) -> None:
+        if entry.kind == "dir":
+            await remove_tree(
+                self.ch,
+                remote,
+                self.report,
+                max_files=64,
+                fail_fast=self.options.fail_fast,
+                check_mode=self.options.check_mode,
+                display_root=rel,
+            )
+            return
+        if not self.options.check_mode:
+            try:
+                await request(self.ch, self.ch.main.remove, remote)
+            except SFTPError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    self.run.fail(rel, exc)
+                return
+        self.report.deleted += 1
+        self.report.deleted_paths.add(_show(rel))
+
+    # -- directories -------------------------------------------------------------------
+
+    async def make_dir(self, remote: bytes, rel: bytes) -> bool:
+        if self.options.check_mode:
+            self.report.dirs += 1
+            self.report.added.add(_show(rel) + "/")
+            return True
+        try:
+            await request(self.ch, self.ch.main.mkdir, remote, Attrs(permissions=0o700))
+        except SFTPError as exc:
+            self.run.fail(rel, exc)
+            return False
+        self.report.dirs += 1
+        self.report.added.add(_show(rel) + "/")
+        return True
+
+    def finalizer(self, job: _Job) -> Callable[[], Awaitable[None]]:
+        """Set a directory's mode, owner and times once everything below it is done."""
+        remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
+        wanted = wanted_dir(job.src, self.options, self.uid, self.gid)
+        created = job.dst is None
+        differs = job.dst is not None and attrs_differ(job.dst, wanted)
+
+        async def finalize() -> None:
+            if differs:
+                self.report.attributes += 1
+                self.report.changed_paths.add(_show(job.rel) + "/")
+            # Writes inside a directory move its mtime: reset it whenever the run changed.
+            moved = wanted.mtime is not None and self.report.changed
+            if self.options.check_mode or not (created or differs or moved):
+                return
+            mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
+            attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
+            try:
+                await request(self.ch, self.ch.main.setstat, remote, attrs)
+            except SFTPError as exc:
+                self.run.fail(job.rel or b".", exc)
+
+        return finalize
+
+    async def process_dir(self, job: _Job, node: DirNode) -> None:
+        local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
+        remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
+        follow = self.options.links == "follow"
+        listing_task = asyncio.ensure_future(
+            asyncio.to_thread(list_local_dir, local, follow, self.local_root)
+        )
+        unsafe: list[bytes] = []
+        existing: dict[bytes, Entry] = {}
+        if job.dst is not None:
+            try:
+                existing = await remote_dir_entries(self.ch.main, self.ch.budget, remote, unsafe)
+            except SFTPError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    listing_task.cancel()
+                    self.run.fail(job.rel or b".", exc)
+                    return
+        try:
+            listing = await listing_task
+        except OSError as exc:
+            self.run.fail(local, exc)
+            return
+        for name in listing.escaped:
+            self.run.fail(
+                relative(job.rel, name), "the symlink points outside the source tree; not followed"
+            )
+        checksum_candidates: list[tuple[Entry, Entry]] = []
+        for src in listing.entries:
+            rel = relative(job.rel, src.name)
+            if self.excluder and self.excluder.excluded(rel, src.kind == "dir"):
+                existing.pop(src.name, None)
+                continue
+            dst = existing.pop(src.name, None)
+            target = join(remote, src.name)
+            if (
+                dst is not None
+                and dst.kind != src.kind
+                and (src.kind == "dir" or dst.kind == "dir")
+            ):
+                if dst.kind == "dir" and not self.options.delete:
+                    self.run.fail(
+                        rel,
+                        "a directory is in the way on the destination (use delete to replace it)",
+                    )
+                    continue
+                await self.delete(target, dst, rel)
+                dst = None
+            if src.kind == "dir":
+                if dst is None and not await self.make_dir(target, rel):
+                    continue
+                child = _Job(rel, src, dst)
+                self.run.add_dir(child, node, self.finalizer(child))
+            elif src.kind == "file":
+                decision = content_decision(src, dst, self.options)
+                if decision == "send":
+                    await self.run.start_file(
+                        node,
+                        self.send,
+                        os.path.join(local, src.name),
+                        remote,
+                        src,
+                        rel,
+                        dst is None,
+                    )
+                elif decision == "checksum" and dst is not None:
+                    checksum_candidates.append((src, dst))
+                elif dst is not None:
+                    await self.after_skip(target, src, dst, rel, node)
+            elif src.kind == "link":
+                if self.options.links == "skip":
+                    continue
+                await self.run.start_file(node, self.link, remote, src, dst, rel)
+            else:
+                self.report.specials += 1
+        for start in range(0, len(checksum_candidates), CHECKSUM_BATCH):
+            batch = checksum_candidates[start : start + CHECKSUM_BATCH]
+            await self.checksum_batch(local, remote, job.rel, batch, node)
+        for name in unsafe:
+            self.run.fail(
+                job.rel or b".", f"the server listed an unsafe name {name!r}; it was left alone"
+            )
+        if self.options.delete:
+            for name, dst in existing.items():
+                rel = relative(job.rel, name)
+                if is_temp_name(name) or (
+                    self.excluder and self.excluder.excluded(rel, dst.kind == "dir")
+                ):
+                    continue
+                await self.run.start_file(node, self.delete, join(remote, name), dst, rel)
+
+    async def after_skip(
+        self, target: bytes, src: Entry, dst: Entry, rel: bytes, node: DirNode
+    ) -> None:
+        wanted = wanted_file(src, self.options, self.uid, self.gid)
+        if attrs_differ(dst, wanted):
+            await self.run.start_file(node, self.fix_attrs, target, wanted, rel)
+        else:
+            self.report.skipped += 1
+
+    async def checksum_batch(
+        self,
+        local: bytes,
+        remote: bytes,
+        rel_dir: bytes,
+        batch: list[tuple[Entry, Entry]],
+        node: DirNode,
+    ) -> None:
+        remote_sums = await _remote_checksums(self.session, remote, [src.name for src, _ in batch])
+        for (src, dst), remote_sum in zip(batch, remote_sums, strict=True):
+            rel = relative(rel_dir, src.name)
+            local_sum = await asyncio.to_thread(_local_checksum, os.path.join(local, src.name))
+            if remote_sum is not None and remote_sum == local_sum:
+                await self.after_skip(join(remote, src.name), src, dst, rel, node)
+            else:
+                await self.run.start_file(
+                    node, self.send, os.path.join(local, src.name), remote, src, rel, False
+                )
+
+    # -- entry points ------------------------------------------------------------------
+
+    async def stat_remote(self, path: bytes) -> Attrs | None:
+        try:
+            return await request(self.ch, self.ch.main.stat, path)
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
+                return None
+            raise
+
+    async def make_parents(self, path: bytes) -> None:
+        """mkdir -p for the destination's missing parents."""
+        missing: list[bytes] = []
+        current = path
+        while current not in (b"", b"/", b"."):
+            if await self.stat_remote(current) is not None:
+                break
+            missing.append(current)
+            current = posixpath.dirname(current)
+        for directory in reversed(missing):
+            if self.options.check_mode:
+                continue
+            await request(self.ch, self.ch.main.mkdir, directory)
+
+    async def push(self, src: str, dest: str) -> None:
+        self.uid, self.gid = await resolve_ids(self.session, self.options.owner, self.options.group)
+        local = os.fsencode(src)
+        try:
+            st = os.stat(local) if self.options.links == "follow" else os.lstat(local)
+        except FileNotFoundError:
+            raise SourceError(f"the source {src} does not exist") from None
+        except OSError as exc:
+            raise SourceError(f"the source {src} cannot be read: {exc.strerror}") from None
+        root_entry = entry_from_stat(os.path.basename(local.rstrip(b"/")) or b".", st)
+        remote_dest = os.fsencode(dest)
+        if root_entry.kind == "dir":
+            self.local_root = local.rstrip(b"/") or b"/"
+            contents_only = src.endswith("/")
+            self.remote_root = remote_dest.rstrip(b"/") or b"/"
+            if not contents_only:
+                self.remote_root = join(self.remote_root, root_entry.name)
+            await self.push_dir(root_entry)
+            return
+        if root_entry.kind not in ("file", "link"):
+            raise SourceError(f"the source {src} is not a regular file or directory")
+        dest_attrs = await self.stat_remote(remote_dest)
+        if dest.endswith("/") or (dest_attrs is not None and dest_attrs.is_dir):
+            remote_dir, name = remote_dest.rstrip(b"/") or b"/", root_entry.name
+        else:
+            remote_dir, name = (
+                posixpath.dirname(remote_dest) or b".",
+                posixpath.basename(remote_dest),
+            )
+        await self.make_parents(remote_dir)
+        final = join(remote_dir, name)
+        existing = await self._lstat_entry(final)
+        root_entry.name = name
+        if root_entry.kind == "link":
+            root_entry.target = os.readlink(local)
+            await self.link(remote_dir, root_entry, existing, name)
+            return
+        decision = content_decision(root_entry, existing, self.options)
+        if existing is not None and existing.kind == "dir":
+            raise SourceError(f"the destination {dest} is a directory")
+        if decision == "checksum" and existing is not None:
+            sums = await _remote_checksums(self.session, remote_dir, [name])
+            same = sums[0] is not None and sums[0] == await asyncio.to_thread(
+                _local_checksum, local
+            )
+            decision = "skip" if same else "send"
+        if decision == "send":
+            await self.send(local, remote_dir, root_entry, name, existing is None)
+        elif existing is not None:
+            wanted = wanted_file(root_entry, self.options, self.uid, self.gid)
+            if attrs_differ(existing, wanted):
+                await self.fix_attrs(final, wanted, name)
+            else:
+                self.report.skipped += 1
+
+    async def _lstat_entry(self, path: bytes) -> Entry | None:
+        try:
+            attrs = await request(self.ch, self.ch.main.lstat, path)
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
+                return None
+            raise
+        return entry_from_attrs(posixpath.basename(path), attrs)
+
+    async def push_dir(self, root_entry: Entry) -> None:
+        existing = await self._lstat_entry(self.remote_root)
+        if existing is not None and existing.kind != "dir":
+            raise SourceError(
+                f"the destination {display_path(self.remote_root)} exists and is not a directory"
+            )
+        if existing is None:
+            await self.make_parents(posixpath.dirname(self.remote_root))
+            if not await self.make_dir(self.remote_root, b""):
+                return
+        job = _Job(b"", root_entry, existing)
+        self.run.add_dir(job, None, self.finalizer(job))
+        await self.run.run(self.process_dir)

@@ -1,0 +1,149 @@
+"""Parallel bottom-up removal of remote trees under the server's budget.
+
+Symlinks are removed, never followed. A directory is removed once everything below it
+is gone; files of many directories are removed concurrently, bounded like transfers.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from functools import partial
+from dataclasses import dataclass
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
+    Channels,
+    DirNode,
+    TreeRun,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FX_NO_SUCH_FILE,
+    SFTPError,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import request
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import list_remote_dir
+
+
+class UnsafeRemovePath(ValueError):
+    """A path remove refuses to touch."""
+
+
+def validate_remove_path(path: str) -> None:
+    """Refuse "/", empty, relative and ".." paths, with one sentence naming the path."""
+    if not path or not path.strip():
+        raise UnsafeRemovePath("refusing to remove an empty path")
+    if not path.startswith("/"):
+        raise UnsafeRemovePath(f"refusing to remove {path!r}: the path must be absolute")
+    if ".." in path.split("/"):
+        raise UnsafeRemovePath(f"refusing to remove {path!r}: the path must not contain '..'")
+    if posixpath.normpath(path) == "/" or (path.startswith("//") and not path.strip("/")):
+        raise UnsafeRemovePath(f"refusing to remove {path!r}: it is the root directory")
+
+
+@dataclass
+class _Dir:
+    path: bytes
+
+
+async def remove_tree(
+    channels: Channels,
+    path: bytes,
+    report: Report,
+    *,
+    max_files: int,
+    fail_fast: bool,
+    check_mode: bool,
+    progress: ProgressCallback | None = None,
+    display_root: bytes | None = None,
+) -> None:
+    """Remove the directory `path` and everything below it; counts go to `report`."""
+    run: TreeRun[_Dir] = TreeRun(report, max_files, fail_fast, progress)
+
+    def rel(full: bytes) -> bytes:
+        return full if display_root is None else display_root + full[len(path) :]
+
+    async def rmdir(full: bytes) -> None:
+        if not check_mode:
+            try:
+                await request(channels, channels.main.rmdir, full)
+            except SFTPError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    run.fail(rel(full), exc)
+                    return
+        report.deleted += 1
+        report.deleted_paths.add(rel(full).decode("utf-8", "backslashreplace") + "/")
+
+    async def remove_file(full: bytes) -> None:
+        if not check_mode:
+            try:
+                await request(channels, channels.pick().remove, full)
+            except SFTPError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    run.fail(rel(full), exc)
+                return
+        report.deleted += 1
+        report.deleted_paths.add(rel(full).decode("utf-8", "backslashreplace"))
+
+    async def process(job: _Dir, node: DirNode) -> None:
+        unsafe: list[bytes] = []
+        try:
+            async for chunk in list_remote_dir(channels.main, channels.budget, job.path, unsafe):
+                for entry in chunk:
+                    full = join(job.path, entry.name)
+                    if entry.kind == "dir":
+                        run.add_dir(_Dir(full), node, partial(rmdir, full))
+                    else:
+                        await run.start_file(node, remove_file, full)
+        except SFTPError as exc:
+            if exc.code != FX_NO_SUCH_FILE:
+                run.fail(rel(job.path), exc)
+        for name in unsafe:
+            run.fail(rel(job.path), f"the server listed an unsafe name {name!r}; it was left alone")
+
+    run.add_dir(_Dir(path), None, partial(rmdir, path))
+    await run.run(process)
+
+
+async def remove_paths(
+    channels: Channels,
+    paths: list[bytes],
+    report: Report,
+    *,
+    max_files: int,
+    fail_fast: bool,
+    check_mode: bool,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Remove each path: absent ones are left as they are (no change)."""
+    for path in paths:
+        try:
+            attrs = await request(channels, channels.main.lstat, path)
+        except SFTPError as exc:
+            if exc.code == FX_NO_SUCH_FILE:
+                continue
+            report.fail(path.decode("utf-8", "backslashreplace"), exc.reason)
+            if fail_fast:
+                return
+            continue
+        if attrs.is_dir:
+            await remove_tree(
+                channels,
+                path,
+                report,
+                max_files=max_files,
+                fail_fast=fail_fast,
+                check_mode=check_mode,
+                progress=progress,
+            )
+        else:
+            if not check_mode:
+                try:
+                    await request(channels, channels.main.remove, path)
+                except SFTPError as exc:
+                    report.fail(path.decode("utf-8", "backslashreplace"), exc.reason)
+                    if fail_fast:
+                        return
+                    continue
+            report.deleted += 1
+            report.deleted_paths.add(path.decode("utf-8", "backslashreplace"))

@@ -1,0 +1,466 @@
+"""Moving one file: pipelined requests for small files, windows of chunks for large ones.
+
+A file is written under a temporary sibling name and renamed over its final name only
+after every write succeeded, so a file is never visible half-written at its final path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join, temp_name
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FX_NO_SUCH_FILE,
+    FXF_CREAT,
+    FXF_READ,
+    FXF_TRUNC,
+    FXF_WRITE,
+    Attrs,
+    SFTPClient,
+    SFTPError,
+)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+CHUNKS_IN_FLIGHT_PER_FILE = 64
+RESUME_CHECK_BYTES = 64 * 1024
+
+
+class ChangedDuringTransfer(Exception):
+    """The source file changed size or time while it was being read."""
+
+
+@dataclass
+class FileAttrs:
+    """What to set on a written file (None leaves the server's default)."""
+
+    mode: int | None
+    mtime: int | None
+    uid: int | None = None
+    gid: int | None = None
+
+    def as_sftp(self) -> Attrs:
+        return Attrs(
+            permissions=self.mode, mtime=self.mtime, atime=self.mtime, uid=self.uid, gid=self.gid
+        )
+
+
+async def request(
+    channels: Channels, call: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run one SFTP request while holding a request slot of the server's budget."""
+    async with channels.budget.request():
+        return await call(*args, **kwargs)
+
+
+async def gather_requests(*requests: Awaitable[object]) -> None:
+    """Await requests issued together; raise the first failure after all have answered."""
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def rename_into_place(
+    channels: Channels, client: SFTPClient, tmp: bytes, final: bytes
+) -> None:
+    """Atomically replace `final` with `tmp`.
+
+    Without posix-rename@openssh.com the fallback removes `final` first: for a moment
+    the name is absent, but it never holds a partial file.
+    """
+    if channels.has(b"posix-rename@openssh.com"):
+        await request(channels, client.posix_rename, tmp, final)
+        return
+    try:
+        await request(channels, client.rename, tmp, final)
+    except SFTPError:
+        try:
+            await request(channels, client.remove, final)
+        except SFTPError as exc:
+            if exc.code != FX_NO_SUCH_FILE:
+                raise
+        await request(channels, client.rename, tmp, final)
+
+
+async def discard(channels: Channels, client: SFTPClient, path: bytes) -> None:
+    """Best-effort removal of a temporary file after a failure."""
+    try:
+        await request(channels, client.remove, path)
+    except SFTPError:
+        pass
+
+
+def read_small(path: bytes, size: int, mtime: int) -> bytes:
+    """Read a whole local file, refusing one that changed since it was listed."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+        st = os.fstat(handle.fileno())
+    if len(data) != size or st.st_size != size or int(st.st_mtime) != mtime:
+        raise ChangedDuringTransfer("the file changed while it was being read")
+    return data
+
+
+async def send_file(
+    channels: Channels,
+    local_path: bytes,
+    remote_dir: bytes,
+    name: bytes,
+    size: int,
+    mtime: int,
+    attrs: FileAttrs,
+    *,
+    atomic: bool,
+    resume: bool,
+    block_size: int,
+    large_threshold: int,
+    extra_clients: list[SFTPClient] | None = None,
+) -> int:
+    """Write one local file to remote_dir/name; returns the bytes sent."""
+    final = join(remote_dir, name)
+    block = max(1024, min(block_size, channels.limits.max_write))
+    resumable = resume and size >= large_threshold
+    target = join(remote_dir, temp_name(name, resumable)) if (atomic or resumable) else final
+    client = channels.pick()
+
+    if size < large_threshold:
+        data = await asyncio.to_thread(read_small, local_path, size, mtime)
+        async with channels.budget.handle():
+            handle = await request(
+                channels,
+                client.open,
+                target,
+                FXF_WRITE | FXF_CREAT | FXF_TRUNC,
+                Attrs(permissions=0o600),
+            )
+            writes = [
+                request(channels, client.write, handle, offset, data[offset : offset + block])
+                for offset in range(0, size, block)
+            ]
+            try:
+                await gather_requests(
+                    *writes,
+                    request(channels, client.fsetstat, handle, attrs.as_sftp()),
+                    request(channels, client.close, handle),
+                )
+            except BaseException:
+                if target != final:
+                    await discard(channels, client, target)
+                raise
+        if target != final:
+            try:
+                await rename_into_place(channels, client, target, final)
+            except BaseException:
+                await discard(channels, client, target)
+                raise
+        return size
+
+    sent = await _send_large(
+        channels,
+        client,
+        local_path,
+        target,
+        size,
+        mtime,
+        attrs,
+        block,
+        resumable,
+        extra_clients or [],
+    )
+    if target != final:
+        await rename_into_place(channels, client, target, final)
+    return sent
+
+
+async def _resume_offset(
+    channels: Channels, client: SFTPClient, local_path: bytes, target: bytes, size: int
+) -> int:
+    """Length of a partial remote file that matches the local file's start (0 if none)."""
+    try:
+        partial = await request(channels, client.lstat, target)
+    except SFTPError:
+        return 0
+    length = partial.size or 0
+    if not partial.is_reg or length <= 0 or length > size:
+        return 0
+    check = min(RESUME_CHECK_BYTES, length)
+    start = length - check
+    handle = await request(channels, client.open, target, FXF_READ)
+    try:
+        remote = await request(channels, client.read, handle, start, check)
+    finally:
+        await request(channels, client.close, handle)
+
+    def local_tail() -> bytes:
+        with open(local_path, "rb") as source:
+            source.seek(start)
+            return source.read(check)
+
+    return length if remote == await asyncio.to_thread(local_tail) else 0
+
+
+async def _send_large(
+    channels: Channels,
+    client: SFTPClient,
+    local_path: bytes,
+    target: bytes,
+    size: int,
+    mtime: int,
+    attrs: FileAttrs,
+    block: int,
+    resumable: bool,
+    extra_clients: list[SFTPClient],
+) -> int:
+    """Chunks of one file with many writes in flight, spread over every given channel."""
+    offset = await _resume_offset(channels, client, local_path, target, size) if resumable else 0
+    flags = FXF_WRITE | FXF_CREAT | (0 if offset else FXF_TRUNC)
+    handles: list[tuple[SFTPClient, bytes]] = []
+    window = asyncio.Semaphore(CHUNKS_IN_FLIGHT_PER_FILE * (1 + len(extra_clients)))
+    failures: list[BaseException] = []
+    start_offset = offset
+    async with channels.budget.handle():
+        first = await request(channels, client.open, target, flags, Attrs(permissions=0o600))
+        handles.append((client, first))
+        try:
+            for extra in extra_clients:
+                handles.append(
+                    (
+                        extra,
+                        await request(channels, extra.open, target, FXF_WRITE),
+                    )
+                )
+
+            async def write_chunk(which: int, at: int, data: bytes) -> None:
+                chan, handle = handles[which]
+                try:
+                    await request(channels, chan.write, handle, at, data)
+                except BaseException as exc:
+                    failures.append(exc)
+                finally:
+                    window.release()
+
+            with open(local_path, "rb") as source:
+                source.seek(offset)
+                async with asyncio.TaskGroup() as group:
+                    index = 0
+                    while offset < size and not failures:
+                        data = await asyncio.to_thread(source.read, min(block * 4, size - offset))
+                        if not data:
+                            break
+                        for piece in range(0, len(data), block):
+                            await window.acquire()
+                            group.create_task(
+                                write_chunk(
+                                    index % len(handles),
+                                    offset + piece,
+                                    data[piece : piece + block],
+                                )
+                            )
+                            index += 1
+                        offset += len(data)
+                st = os.fstat(source.fileno())
+            if failures:
+                raise failures[0]
+            if offset != size or st.st_size != size or int(st.st_mtime) != mtime:
+                raise ChangedDuringTransfer("the file changed while it was being read")
+            await request(channels, client.fsetstat, first, attrs.as_sftp())
+        finally:
+            for chan, handle in handles:
+                try:
+                    await request(channels, chan.close, handle)
+                except SFTPError:
+                    pass
+    return size - start_offset
+
+
+def write_local(tmp: bytes, chunks: list[bytes], mode: int | None, mtime: int | None) -> None:
+    """Create a new local file from chunks and set its mode and times (blocking)."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        for chunk in chunks:
+            os.write(fd, chunk) if len(chunk) < 65536 else _write_all(fd, chunk)
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime), follow_symlinks=False)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+async def receive_file(
+    channels: Channels,
+    remote_path: bytes,
+    local_dir: bytes,
+    name: bytes,
+    size: int,
+    mode: int | None,
+    mtime: int | None,
+    *,
+    atomic: bool,
+    block_size: int,
+) -> int:
+    """Read remote_path into local_dir/name; returns bytes received."""
+    final = os.path.join(local_dir, name)
+    tmp = os.path.join(local_dir, temp_name(name)) if atomic else final
+    client = channels.pick()
+    block = max(1024, min(block_size, channels.limits.max_read))
+    async with channels.budget.handle():
+        handle = await request(channels, client.open, remote_path, FXF_READ)
+        try:
+            if size <= block * CHUNKS_IN_FLIGHT_PER_FILE:
+                chunks = await _read_whole(channels, client, handle, size, block)
+                if not atomic:
+                    await asyncio.to_thread(_unlink_quiet, final)
+                await asyncio.to_thread(write_local, tmp, chunks, mode, mtime)
+            else:
+                await _read_large(
+                    channels, client, handle, size, block, tmp, mode, mtime, atomic, final
+                )
+        except BaseException:
+            if tmp != final:
+                await asyncio.to_thread(_unlink_quiet, tmp)
+            raise
+        finally:
+            try:
+                await request(channels, client.close, handle)
+            except SFTPError:
+                pass
+    if tmp != final:
+        await asyncio.to_thread(os.replace, tmp, final)
+    return size
+
+
+def _unlink_quiet(path: bytes) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def _read_whole(
+    channels: Channels, client: SFTPClient, handle: bytes, size: int, block: int
+) -> list[bytes]:
+    """All reads of a small file at once, plus one past the end to notice growth."""
+    offsets = list(range(0, size, block)) + [size]
+    results = await asyncio.gather(
+        *(request(channels, client.read, handle, at, block) for at in offsets),
+        return_exceptions=True,
+    )
+    chunks: list[bytes] = []
+    for at, result in zip(offsets, results, strict=True):
+        if isinstance(result, BaseException):
+            raise result
+        if at == size:
+            if result:
+                raise ChangedDuringTransfer("the file grew while it was being read")
+            break
+        want = min(block, size - at)
+        if len(result) < want:
+            if not result:
+                raise ChangedDuringTransfer("the file shrank while it was being read")
+            result += await _read_exact(
+                channels, client, handle, at + len(result), want - len(result), block
+            )
+        chunks.append(result)
+    return chunks
+
+
+async def _read_exact(
+    channels: Channels, client: SFTPClient, handle: bytes, at: int, length: int, block: int
+) -> bytes:
+    parts: list[bytes] = []
+    while length > 0:
+        data = await request(channels, client.read, handle, at, min(block, length))
+        if not data:
+            raise ChangedDuringTransfer("the file shrank while it was being read")
+        parts.append(data)
+        at += len(data)
+        length -= len(data)
+    return b"".join(parts)
+
+
+async def _read_large(
+    channels: Channels,
+    client: SFTPClient,
+    handle: bytes,
+    size: int,
+    block: int,
+    tmp: bytes,
+    mode: int | None,
+    mtime: int | None,
+    atomic: bool,
+    final: bytes,
+) -> None:
+    """Reads with a window in flight, written to the local file in order as they land."""
+    if not atomic:
+        await asyncio.to_thread(_unlink_quiet, final)
+    fd = await asyncio.to_thread(
+        os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+    )
+    try:
+        window: asyncio.Queue[tuple[int, asyncio.Task[bytes]]] = asyncio.Queue()
+        offsets = iter(range(0, size, block))
+        for at in offsets:
+            window.put_nowait(
+                (
+                    at,
+                    asyncio.ensure_future(request(channels, client.read, handle, at, block)),
+                )
+            )
+            if window.qsize() >= CHUNKS_IN_FLIGHT_PER_FILE:
+                break
+        pending: list[bytes] = []
+        while not window.empty():
+            at, task = window.get_nowait()
+            try:
+                data = await task
+            except BaseException:
+                while not window.empty():
+                    window.get_nowait()[1].cancel()
+                raise
+            want = min(block, size - at)
+            if len(data) < want:
+                if not data:
+                    raise ChangedDuringTransfer("the file shrank while it was being read")
+                data += await _read_exact(
+                    channels, client, handle, at + len(data), want - len(data), block
+                )
+            pending.append(data)
+            nxt = next(offsets, None)
+            if nxt is not None:
+                window.put_nowait(
+                    (
+                        nxt,
+                        asyncio.ensure_future(request(channels, client.read, handle, nxt, block)),
+                    )
+                )
+            if len(pending) >= 16 or window.empty():
+                batch, pending = pending, []
+                await asyncio.to_thread(_write_chunks, fd, batch)
+        tail = await request(channels, client.read, handle, size, block)
+        if tail:
+            raise ChangedDuringTransfer("the file grew while it was being read")
+        if mode is not None:
+            await asyncio.to_thread(os.fchmod, fd, mode)
+    finally:
+        await asyncio.to_thread(os.close, fd)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime), follow_symlinks=False)
+
+
+def _write_chunks(fd: int, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        _write_all(fd, chunk)
