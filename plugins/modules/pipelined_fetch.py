@@ -125,8 +125,8 @@ bytes:
   returned: always
   type: int
   sample: 10485760
-skipped:
-  description: Number of files left alone because they were unchanged (or excluded links).
+unchanged:
+  description: Number of files left alone because they were unchanged (or links skipped by O(links=skip)).
   returned: always
   type: int
   sample: 0

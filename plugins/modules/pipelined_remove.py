@@ -105,7 +105,7 @@ bytes:
   returned: always
   type: int
   sample: 0
-skipped:
+unchanged:
   description: Number of entries left alone.
   returned: always
   type: int

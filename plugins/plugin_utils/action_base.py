@@ -189,6 +189,17 @@ def failure_message(action: str, host: str, report: Report) -> str:
     return f"{action} on {host} failed for {first.path}: {reason}{tail}."
 
 
+def result_counts(report: Report) -> dict[str, object]:
+    """Report.as_dict() with keys safe in an Ansible result.
+
+    Ansible reads a true `skipped` key as "the task was skipped", so the count of unchanged
+    files is returned as `unchanged`.
+    """
+    counts = report.as_dict()
+    counts["unchanged"] = counts.pop("skipped")
+    return counts
+
+
 def summary(action: str, report: Report, check_mode: bool) -> str:
     """One line for a successful result."""
     verb = "would change" if check_mode else "changed"
@@ -237,7 +248,7 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
             return self._error_result(result, host, exc)
 
         result.update(job.result)
-        result.update(report.as_dict())
+        result.update(result_counts(report))
         if self._task.diff:
             result["diff"] = build_diff(report, job.diff_header)
         if report.failures:
@@ -276,6 +287,12 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
             ConnectError,
         )
 
+        partial = getattr(exc, "report", None)
+        if isinstance(partial, Report):
+            # The run stopped as a whole (TransferError): keep what it did before stopping.
+            result.update(result_counts(partial))
+            result.update(failed=True, msg=_sentence(f"{self.ACTION} on {host} stopped: {exc}"))
+            return result
         if isinstance(exc, ConnectError):
             if exc.unreachable:
                 return {"unreachable": True, "changed": False, "msg": str(exc)}
@@ -288,10 +305,13 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
             message = f"{self.ACTION} on {host} failed: {exc}"
         else:
             message = f"{self.ACTION} on {host} failed unexpectedly: {type(exc).__name__}: {exc}"
-        if not message.endswith("."):
-            message += "."
-        result.update(failed=True, msg=message, exception=traceback.format_exc())
+        result.update(failed=True, msg=_sentence(message), exception=traceback.format_exc())
         return result
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 async def _with_session(spec: ConnectionSpec, call: CoreCall, progress: ProgressCallback) -> Report:
