@@ -1,0 +1,444 @@
+# Copyright: (c) 2026, pipelined.sftp maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection plugin: run tasks over asyncssh with a persistent connection; files over SFTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from typing import Any
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
+    AdapterError,
+    become_spec,
+    connection_spec,
+    jump_chain,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
+    ConnectError,
+    SSHSession,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+
+DOCUMENTATION = r"""
+name: asyncssh
+short_description: Run tasks over asyncssh; move files over pipelined SFTP
+description:
+  - Runs every task of a play over an SSH connection made with asyncssh, with module
+    pipelining on by default.
+  - Every file Ansible moves (module payloads when not pipelining, M(ansible.builtin.copy),
+    M(ansible.builtin.template), M(ansible.builtin.fetch)) goes through the collection's
+    pipelined SFTP transfer core.
+  - Like C(ControlPersist) for C(ansible.builtin.ssh), a small local process per host keeps
+    the connection open between tasks and ends after O(persist_idle_timeout) seconds without
+    use. Later tasks, and the collection's modules, reuse it without a new handshake.
+  - Inventory variables work as for C(ansible.builtin.ssh) (C(ansible_host), C(ansible_port),
+    C(ansible_user), C(ansible_ssh_private_key_file), C(ansible_password),
+    C(ansible_ssh_common_args) with C(-J), C(ansible_become_*)).
+  - Nothing ever prompts; host keys are checked by default and a mismatch fails closed.
+author: pipelined.sftp maintainers
+version_added: 0.1.0
+extends_documentation_fragment:
+  - pipelined.sftp.ssh_connection
+options:
+  pipelining:
+    description:
+      - Send modules to the remote Python on stdin instead of copying them to a file first.
+    type: boolean
+    default: true
+    env:
+      - name: ANSIBLE_PIPELINING
+    ini:
+      - section: defaults
+        key: pipelining
+      - section: connection
+        key: pipelining
+    vars:
+      - name: ansible_pipelining
+      - name: ansible_asyncssh_pipelining
+  persistent:
+    description:
+      - Keep the connection open between tasks in a local background process, reached over
+        a unix socket in O(control_path_dir).
+      - When false, every task connects anew, in the task's own process.
+    type: boolean
+    default: true
+    env:
+      - name: ANSIBLE_ASYNCSSH_PERSISTENT
+    ini:
+      - section: asyncssh_connection
+        key: persistent
+    vars:
+      - name: ansible_asyncssh_persistent
+  persist_idle_timeout:
+    description:
+      - Seconds a persistent connection stays open without any task using it.
+    type: float
+    default: 60
+    env:
+      - name: ANSIBLE_ASYNCSSH_PERSIST_IDLE_TIMEOUT
+    ini:
+      - section: asyncssh_connection
+        key: persist_idle_timeout
+    vars:
+      - name: ansible_asyncssh_persist_idle_timeout
+  control_path_dir:
+    description:
+      - Private directory (mode 0700) for the persistent connections' unix sockets.
+    type: path
+    default: ~/.ansible/cp
+    env:
+      - name: ANSIBLE_ASYNCSSH_CONTROL_PATH_DIR
+    ini:
+      - section: asyncssh_connection
+        key: control_path_dir
+    vars:
+      - name: ansible_asyncssh_control_path_dir
+notes:
+  - Privilege escalation works with any become plugin that wraps the command (for example
+    C(sudo), with or without a password); the password is sent when the prompt appears.
+  - C(ProxyCommand), C(~/.ssh/config) and other ssh options not listed under
+    O(ssh_common_args) are not read.
+"""
+
+EXAMPLES = r"""
+# inventory
+# [web]
+# web1 ansible_host=10.0.0.5 ansible_user=deploy
+# [web:vars]
+# ansible_connection=pipelined.sftp.asyncssh
+# ansible_ssh_common_args='-J bastion.example.com'
+
+- name: Ping over asyncssh
+  hosts: web
+  connection: pipelined.sftp.asyncssh
+  tasks:
+    - ansible.builtin.ping:
+"""
+
+display = Display()
+
+_HOST_KEY_POLICIES = ("strict", "accept-new", "off")
+
+
+class Connection(ConnectionBase):
+    """SSH over asyncssh, kept open between tasks by a local persistent process."""
+
+    transport = "pipelined.sftp.asyncssh"
+    has_pipelining = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._spec: ConnectionSpec | None = None
+        self._socket: str | None = None
+        self._direct: SSHSession | None = None
+
+    # -- setup ---------------------------------------------------------------------
+
+    def _host(self) -> str:
+        return str(self.get_option("host") or self._play_context.remote_addr or "?")
+
+    def _inventory_name(self) -> str:
+        name = getattr(self._play_context, "remote_addr", None) or self.get_option("host")
+        return str(name)
+
+    def _build_spec(self) -> ConnectionSpec:
+        """The ConnectionSpec for this host from the resolved options (no secret in errors)."""
+        try:
+            spec = connection_spec(self, self._host())
+        except AdapterError as exc:
+            raise AnsibleConnectionFailure(str(exc)) from None
+        changes: dict[str, Any] = {}
+        policy = self.get_option("host_key_policy")
+        if policy:
+            if policy not in _HOST_KEY_POLICIES:
+                raise AnsibleError(
+                    f"host_key_policy {policy!r} is not one of {', '.join(_HOST_KEY_POLICIES)}."
+                )
+            changes["host_key_policy"] = "off" if spec.host_key_policy == "off" else policy
+            if not self.get_option("host_key_checking"):
+                changes["host_key_policy"] = "off"
+        known_hosts = self.get_option("known_hosts_file")
+        if known_hosts:
+            changes["known_hosts"] = os.path.expanduser(str(known_hosts))
+        keepalive = self.get_option("keepalive_interval")
+        if keepalive is not None:
+            changes["keepalive_interval"] = float(keepalive)
+        changes["compression"] = bool(self.get_option("compression"))
+        if changes:
+            spec = dataclasses.replace(spec, **changes)
+        jump = self.get_option("jump_host")
+        if jump:
+            try:
+                spec = dataclasses.replace(spec, jump=jump_chain(str(jump), spec))
+            except AdapterError as exc:
+                raise AnsibleConnectionFailure(str(exc)) from None
+        elif spec.jump is not None and (known_hosts or policy):
+            # hops inherit the target's host key settings, overridden above
+            spec = dataclasses.replace(spec, jump=_rehome(spec.jump, spec))
+        return spec
+
+    def _run(self, coro: Any) -> Any:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def _connect(self) -> Connection:
+        if getattr(self, "_connected", False):
+            return self
+        spec = self._build_spec()
+        self._spec = spec
+        display.vvv(
+            f"ESTABLISH ASYNCSSH CONNECTION FOR USER: {spec.user or '(local user)'} "
+            f"ON PORT {spec.port} TO {spec.host}",
+            host=spec.host,
+        )
+        if self.get_option("persistent"):
+            self._socket = self._ensure_server(spec)
+        else:
+            try:
+                self._direct = self._run(mux.open_connection(spec))
+            except mux.MuxError as exc:
+                raise _failure(exc) from None
+        self._connected = True
+        return self
+
+    def _ensure_server(self, spec: ConnectionSpec) -> str:
+        try:
+            return mux.ensure_server(
+                spec,
+                directory=str(self.get_option("control_path_dir")),
+                idle_timeout=float(self.get_option("persist_idle_timeout")),
+            )
+        except mux.MuxError as exc:
+            raise _failure(exc) from None
+        except OSError as exc:
+            raise AnsibleConnectionFailure(
+                f"Cannot start the persistent connection to {spec.display()}: {exc}."
+            ) from None
+
+    # -- commands ------------------------------------------------------------------
+
+    def exec_command(
+        self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
+    ) -> tuple[int, bytes, bytes]:
+        """Run a command on the host; ``in_data`` goes to its stdin (module pipelining)."""
+        super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        display.vvv(f"EXEC {cmd}", host=self._host())
+        result: tuple[int, bytes, bytes] = self._run(self._exec(cmd, in_data, sudoable))
+        return result
+
+    async def _start(self, cmd: str) -> mux.MuxExec | mux.DirectExec:
+        if self._direct is not None:
+            try:
+                return await mux.DirectExec.start(self._direct.conn, cmd)
+            except (OSError, Exception) as exc:
+                raise AnsibleConnectionFailure(
+                    f"Cannot run a command on {self._spec_display()}: {exc}"
+                ) from None
+        assert self._socket is not None and self._spec is not None
+        try:
+            return await mux.MuxExec.start(self._socket, cmd)
+        except mux.MuxError:
+            # the persistent process may have just idled out or lost its connection
+            self._socket = self._ensure_server(self._spec)
+            try:
+                return await mux.MuxExec.start(self._socket, cmd)
+            except mux.MuxError as exc:
+                raise _failure(exc) from None
+
+    def _spec_display(self) -> str:
+        return self._spec.display() if self._spec else self._host()
+
+    async def _exec(
+        self, cmd: str, in_data: bytes | None, sudoable: bool
+    ) -> tuple[int, bytes, bytes]:
+        channel = await self._start(to_text(cmd, errors="surrogate_or_strict"))
+        become = self.become if sudoable else None
+        expect_prompt = bool(become is not None and become.expect_prompt())
+        try:
+            if not expect_prompt:
+                await _send(channel, in_data)
+            out = bytearray()
+            err = bytearray()
+            waiting = expect_prompt
+            prompted = False
+            timeout = float(self.get_option("timeout") or 10)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            rc = 255
+            while True:
+                try:
+                    if waiting:
+                        async with asyncio.timeout(max(0.01, deadline - loop.time())):
+                            name, value = await channel.read_event()
+                    else:
+                        name, value = await channel.read_event()
+                except TimeoutError:
+                    raise AnsibleError(
+                        f"Timed out after {timeout:g} s waiting for privilege escalation on "
+                        f"{self._spec_display()}."
+                    ) from None
+                except mux.MuxError as exc:
+                    raise _failure(exc) from None
+                if name == "exit":
+                    assert isinstance(value, int)
+                    rc = value
+                    break
+                assert isinstance(value, bytes)
+                (out if name == "stdout" else err).extend(value)
+                if not waiting or become is None:
+                    continue
+                seen = bytes(out) + bytes(err)
+                if become.check_success(seen):
+                    waiting = False
+                    await _send(channel, in_data)
+                elif prompted and become.check_incorrect_password(seen):
+                    raise AnsibleError(f"Incorrect {become.name} password")
+                elif become.check_missing_password(seen):
+                    raise AnsibleError(f"Missing {become.name} password")
+                elif not prompted and become.check_password_prompt(seen):
+                    password = become.get_option("become_pass") or ""
+                    channel.write(to_bytes(password, errors="surrogate_or_strict") + b"\n")
+                    await channel.drain()
+                    prompted = True
+                    _drop_prompt(out, err, become)
+        finally:
+            channel.close()
+        stdout = bytes(out)
+        stderr = bytes(err)
+        if self.become is not None and sudoable and self.become.success:
+            stdout = _drop_success(stdout, self.become)
+        return rc, stdout, stderr
+
+    # -- files ---------------------------------------------------------------------
+
+    def get_core_session(self) -> mux.MuxSession | SSHSession:
+        """A core Session on this connection, for the collection's action plugins.
+
+        Persistent: backed by the persistent process (any event loop may use it; with
+        become, SFTP runs under sudo on a connection of its own). Otherwise: the session this
+        plugin opened in its own event loop.
+        """
+        self._connect()
+        assert self._spec is not None
+        if self._direct is not None:
+            return self._direct
+        assert self._socket is not None
+        spec = self._spec
+        if self.become is not None:
+            try:
+                spec = dataclasses.replace(
+                    spec, become=become_spec(self.become, self._inventory_name())
+                )
+            except AdapterError as exc:
+                raise AnsibleError(str(exc)) from None
+        return mux.MuxSession(spec, self._socket)
+
+    def _file_session(self) -> mux.MuxSession | SSHSession:
+        assert self._spec is not None
+        if self._direct is not None:
+            return self._direct
+        assert self._socket is not None
+        if mux.ping(self._socket) is None:
+            self._socket = self._ensure_server(self._spec)
+        return mux.MuxSession(self._spec, self._socket)
+
+    def put_file(self, in_path: str, out_path: str) -> None:
+        """Copy a local file to exactly ``out_path`` on the host over pipelined SFTP."""
+        super().put_file(in_path, out_path)
+        display.vvv(f"PUT {in_path} TO {out_path}", host=self._host())
+        if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
+            raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
+        self._transfer(files.put, in_path, out_path)
+
+    def fetch_file(self, in_path: str, out_path: str) -> None:
+        """Copy the host's file ``in_path`` to the local path ``out_path``."""
+        super().fetch_file(in_path, out_path)
+        display.vvv(f"FETCH {in_path} TO {out_path}", host=self._host())
+        self._transfer(files.get, in_path, out_path)
+
+    def _transfer(self, how: Any, src: str, dest: str) -> None:
+        session = self._file_session()
+        try:
+            self._run(how(session, src, dest))
+        except files.TransferError as exc:
+            raise AnsibleError(str(exc)) from None
+        except (ConnectError, mux.MuxError) as exc:
+            raise AnsibleConnectionFailure(str(exc)) from None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Close the connection, persistent process included; the next task reconnects."""
+        if self.get_option("persistent"):
+            spec = self._spec or self._build_spec()
+            path = mux.socket_path_for(spec, str(self.get_option("control_path_dir")))
+            if mux.stop(path):
+                display.vvv("RESET: stopped the persistent connection", host=self._host())
+        self.close()
+
+    def close(self) -> None:
+        """Release this task's resources; a persistent connection stays for later tasks."""
+        if self._direct is not None:
+            session, self._direct = self._direct, None
+            try:
+                self._run(session.aclose())
+            except Exception as exc:  # closing must never fail a task
+                display.vvvv(f"closing the connection failed: {exc}", host=self._host())
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.close()
+        self._loop = None
+        self._socket = None
+        self._connected = False
+
+
+def _rehome(hop: ConnectionSpec, target: ConnectionSpec) -> ConnectionSpec:
+    inner = _rehome(hop.jump, target) if hop.jump is not None else None
+    return dataclasses.replace(
+        hop,
+        known_hosts=target.known_hosts,
+        host_key_policy=target.host_key_policy,
+        jump=inner,
+    )
+
+
+def _failure(exc: mux.MuxError) -> AnsibleError:
+    if exc.unreachable:
+        return AnsibleConnectionFailure(str(exc))
+    return AnsibleError(str(exc))
+
+
+async def _send(channel: mux.MuxExec | mux.DirectExec, data: bytes | None) -> None:
+    if data:
+        channel.write(data)
+    channel.write_eof()
+    await channel.drain()
+
+
+def _drop_prompt(out: bytearray, err: bytearray, become: Any) -> None:
+    """Remove the become password prompt from what the command printed so far."""
+    prompt = to_bytes(become.prompt or "")
+    for buf in (out, err):
+        at = bytes(buf).find(prompt) if prompt else -1
+        if at >= 0:
+            del buf[at : at + len(prompt)]
+
+
+def _drop_success(stdout: bytes, become: Any) -> bytes:
+    """Remove the first line carrying the become success marker."""
+    lines = stdout.splitlines(True)
+    for index, line in enumerate(lines):
+        if become.check_success(line):
+            del lines[index]
+            break
+    return b"".join(lines)
