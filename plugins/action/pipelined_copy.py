@@ -39,6 +39,8 @@ class ActionModule(PipelinedAction):
         try:
             found = str(self._find_needle("files", source))
         except AnsibleError:
+            if os.path.isabs(source):
+                raise TaskError(f"src {source!r} does not exist on the controller.") from None
             raise TaskError(
                 f"src {source!r} was not found in the files/ search path or the playbook directory."
             ) from None

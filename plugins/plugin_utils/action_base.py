@@ -239,7 +239,7 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
             spec = self._spec(host)
             report = self._execute(job, spec, host)
         except TaskError as exc:
-            result.update(failed=True, msg=f"{self.ACTION} on {host}: {exc}")
+            result.update(failed=True, msg=_sentence(f"{self.ACTION} on {host}: {exc}"))
             return result
         except AdapterError as exc:
             result.update(failed=True, msg=str(exc))
@@ -273,7 +273,10 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
         progress = ProgressPrinter(f"{self.ACTION} {host}")
         if spec is None:
             session = self._connection.get_core_session()
-            runner = getattr(self._connection, "run_core", None)
+            # A session opened on the plugin's own event loop must run on that loop.
+            runner = getattr(self._connection, "run_core", None) or getattr(
+                self._connection, "_run", None
+            )
             coroutine = job.call(session, progress)
             if callable(runner):
                 report: Report = runner(coroutine)
