@@ -69,6 +69,8 @@ def host_vars(endpoint: Endpoint) -> dict[str, Any]:
         "ansible_user": endpoint.username,
         "ansible_ssh_private_key_file": str(endpoint.client_key),
         "ansible_ssh_common_args": " ".join(ssh_args),
+        # Reuse connections within a play, but let no master outlive the test servers long.
+        "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=5s",
         "ansible_host_key_checking": True,
         "ansible_pipelining": True,
         # Both servers run on this machine: the controller's interpreter is there too.
