@@ -1,0 +1,69 @@
+"""Fixtures for the transfer-core tests: both real servers, a scratch directory, a session.
+
+Every core test runs against both real servers: OpenSSH sshd (sftp-server, not chrooted)
+and the in-process asyncssh server (chrooted, instrumented). Test modules load these
+fixtures with ``pytest_plugins = ("tests.unit.core_fixtures",)`` and never import this
+module themselves (so pytest can rewrite its asserts).
+
+The servers start once per test session; each test gets a fresh scratch directory on the
+server (:attr:`Target.remote` / :attr:`Target.local` name the same directory as the client
+and as this machine see it) and a connected core session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
+    SSHSession,
+    open_session,
+)
+from tests.fixtures.asyncssh_server import AsyncSSHServer, RequestStats, asyncssh_server_thread
+from tests.fixtures.sshd import SSHDServer, sshd_server
+from tests.unit.core_helpers import SERVERS, Target
+
+
+@pytest.fixture(scope="session")
+def core_sshd() -> Iterator[SSHDServer]:
+    with sshd_server(log_level="ERROR") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def core_asyncssh() -> Iterator[AsyncSSHServer]:
+    with asyncssh_server_thread() as server:
+        yield server
+
+
+@pytest.fixture(params=SERVERS)
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Each server in turn, with a fresh scratch directory that is removed afterwards."""
+    name: str = request.param
+    scratch = f"t-{uuid.uuid4().hex[:12]}"
+    stats: RequestStats | None = None
+    if name == "sshd":
+        sshd: SSHDServer = request.getfixturevalue("core_sshd")
+        endpoint = sshd.endpoint()
+    else:
+        bed: AsyncSSHServer = request.getfixturevalue("core_asyncssh")
+        endpoint = bed.endpoint()
+        stats = bed.stats
+    local = endpoint.local_root / scratch
+    local.mkdir()
+    remote = "/".join([endpoint.remote_root.rstrip("/"), scratch])
+    yield Target(name, endpoint, remote, local, stats)
+    shutil.rmtree(local, ignore_errors=True)
+
+
+@pytest.fixture
+async def session(target: Target) -> AsyncIterator[SSHSession]:
+    """A connected core session to the target's server."""
+    sess = await open_session(target.spec)
+    try:
+        yield sess
+    finally:
+        await sess.aclose()

@@ -1,0 +1,148 @@
+"""push and pull round trips through the core, on sshd and on the asyncssh server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
+from tests.fixtures.compare import assert_same_tree
+from tests.unit.core_helpers import (
+    FIXED_MTIME,
+    Target,
+    failures,
+    leftovers,
+    pattern,
+    set_tree_times,
+    write_file,
+)
+
+pytest_plugins = ("tests.unit.core_fixtures",)
+
+BLOCK = 1024  # the smallest block the core accepts
+THRESHOLD = 8 * BLOCK
+PULL_WINDOW = 64 * BLOCK  # pull reads files above block * 64 with a sliding window
+BOUNDARY_SIZES = sorted(
+    {
+        0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK,
+        THRESHOLD - 1, THRESHOLD, THRESHOLD + 1,
+        PULL_WINDOW - 1, PULL_WINDOW, PULL_WINDOW + 1,
+    }
+)
+SMALL_BLOCKS = TransferOptions(block_size=BLOCK, large_file_threshold=THRESHOLD)
+
+
+def _boundary_tree(root: Path) -> None:
+    for i, size in enumerate(BOUNDARY_SIZES):
+        write_file(root / f"f{size:06d}", pattern(size, seed=i), mode=0o640 + (i % 8))
+    set_tree_times(root)
+
+
+async def test_push_pull_block_boundaries(
+    target: Target, session: SSHSession, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    _boundary_tree(src)
+    report = await api.push(session, f"{src}/", target.rpath("dst"), SMALL_BLOCKS)
+    assert failures(report) == []
+    assert report.files == len(BOUNDARY_SIZES)
+    assert report.bytes == sum(BOUNDARY_SIZES)
+    assert report.changed
+    assert_same_tree(src, target.lpath("dst"))
+    assert leftovers(target.local) == []
+
+    back = tmp_path / "back"
+    report = await api.pull(session, target.rpath("dst"), str(back), SMALL_BLOCKS)
+    assert failures(report) == []
+    assert report.files == len(BOUNDARY_SIZES)
+    assert report.bytes == sum(BOUNDARY_SIZES)
+    assert_same_tree(src, back)
+    assert leftovers(back) == []
+
+
+@pytest.mark.parametrize("size", BOUNDARY_SIZES)
+async def test_single_file_boundaries(
+    target: Target, session: SSHSession, tmp_path: Path, size: int
+) -> None:
+    """A file source lands at dest; pulled back it is byte-identical with mode and time."""
+    data = pattern(size, seed=size)
+    write_file(tmp_path / "one", data, mode=0o604)
+    report = await api.push(session, str(tmp_path / "one"), target.rpath("copy"), SMALL_BLOCKS)
+    assert failures(report) == []
+    assert (report.files, report.bytes) == (1, size)
+    dest = target.lpath("copy")
+    assert dest.read_bytes() == data
+    assert (dest.stat().st_mode & 0o7777, int(dest.stat().st_mtime)) == (0o604, FIXED_MTIME)
+
+    report = await api.pull(session, target.rpath("copy"), str(tmp_path / "back"), SMALL_BLOCKS)
+    assert failures(report) == []
+    assert (report.files, report.bytes) == (1, size)
+    back = tmp_path / "back"
+    assert back.read_bytes() == data
+    assert (back.stat().st_mode & 0o7777, int(back.stat().st_mtime)) == (0o604, FIXED_MTIME)
+
+
+async def test_second_push_and_pull_change_nothing(
+    target: Target, session: SSHSession, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    _boundary_tree(src)
+    (src / "sub" / "deeper").mkdir(parents=True)
+    write_file(src / "sub" / "deeper" / "x", b"x")
+    os.symlink("f000001", src / "link")
+    set_tree_times(src)
+    first = await api.push(session, str(src), target.rpath("d"), SMALL_BLOCKS)
+    assert failures(first) == [] and first.changed
+    second = await api.push(session, str(src), target.rpath("d"), SMALL_BLOCKS)
+    assert failures(second) == []
+    assert not second.changed
+    assert (second.bytes, second.files, second.dirs, second.symlinks) == (0, 0, 0, 0)
+    assert second.skipped == len(BOUNDARY_SIZES) + 2  # files + x + link
+    assert_same_tree(src, target.lpath("d", "src"))
+
+    back = tmp_path / "back"
+    first = await api.pull(session, target.rpath("d", "src"), str(back), SMALL_BLOCKS)
+    assert failures(first) == [] and first.changed
+    second = await api.pull(session, target.rpath("d", "src"), str(back), SMALL_BLOCKS)
+    assert failures(second) == []
+    assert not second.changed
+    assert (second.bytes, second.files) == (0, 0)
+    assert_same_tree(src, back)
+
+
+async def test_trailing_slash_rule(target: Target, session: SSHSession, tmp_path: Path) -> None:
+    """"dir/" copies the contents into dest; "dir" creates dest/dir."""
+    src = tmp_path / "tree"
+    write_file(src / "a", b"a")
+    await api.push(session, f"{src}/", target.rpath("contents"), TransferOptions())
+    await api.push(session, str(src), target.rpath("itself"), TransferOptions())
+    assert sorted(os.listdir(target.lpath("contents"))) == ["a"]
+    assert sorted(os.listdir(target.lpath("itself"))) == ["tree"]
+    assert target.lpath("itself", "tree", "a").read_bytes() == b"a"
+
+
+async def test_file_into_existing_directory(
+    target: Target, session: SSHSession, tmp_path: Path
+) -> None:
+    write_file(tmp_path / "f", b"data")
+    target.lpath("dir").mkdir()
+    await api.push(session, str(tmp_path / "f"), target.rpath("dir"), TransferOptions())
+    assert target.lpath("dir", "f").read_bytes() == b"data"
+    await api.push(session, str(tmp_path / "f"), target.rpath("new") + "/", TransferOptions())
+    assert target.lpath("new", "f").read_bytes() == b"data"
+
+
+async def test_missing_source_is_one_sentence(
+    target: Target, session: SSHSession, tmp_path: Path
+) -> None:
+    with pytest.raises(api.TransferError, match="does not exist") as info:
+        await api.push(session, str(tmp_path / "nope"), target.rpath("x"), TransferOptions())
+    assert str(tmp_path / "nope") in str(info.value)
+    with pytest.raises(api.TransferError, match="does not exist") as info:
+        await api.pull(session, target.rpath("nope"), str(tmp_path / "x"), TransferOptions())
+    assert "nope" in str(info.value)
+    assert not (tmp_path / "x").exists()
