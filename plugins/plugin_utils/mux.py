@@ -103,7 +103,7 @@ def _identity(spec: ConnectionSpec) -> dict[str, Any]:
 def mux_key(spec: ConnectionSpec) -> str:
     """Name of the persistent connection serving ``spec`` (a hash; secrets excluded)."""
     blob = json.dumps(_identity(spec), sort_keys=True).encode()
-    return "psftp-" + hashlib.sha256(blob).hexdigest()[:24]
+    return "psftp-" + hashlib.sha256(blob).hexdigest()[:20]
 
 
 def control_dir(path: str | None = None) -> Path:
@@ -118,9 +118,20 @@ def control_dir(path: str | None = None) -> Path:
     return directory
 
 
+MAX_SOCKET_PATH = 96
+"""Longest control socket path accepted (unix socket addresses hold 107 bytes; the
+process binds a temporary name a few bytes longer first)."""
+
+
 def socket_path_for(spec: ConnectionSpec, directory: str | None = None) -> str:
-    """Path of the control socket for ``spec``."""
-    return str(control_dir(directory) / (mux_key(spec) + ".sock"))
+    """Path of the control socket for ``spec``; MuxError when the directory's path is too long."""
+    path = str(control_dir(directory) / (mux_key(spec) + ".sock"))
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise MuxError(
+            f"Control socket path {path} is longer than {MAX_SOCKET_PATH} bytes; "
+            "set a shorter control_path_dir."
+        )
+    return path
 
 
 # --------------------------------------------------------------------------- SSH connect
@@ -334,7 +345,7 @@ def _bind(path: str) -> tuple[socket.socket, int] | None:
 
     Returns the socket and the inode of ``path``, so only our own socket file is removed.
     """
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = f"{path[:-5]}.{os.getpid()}"
     for _ in range(2):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
@@ -421,11 +432,17 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-    os.dup2(devnull, 2)
+    if not os.environ.get("PIPELINED_SFTP_MUX_LOG"):
+        os.dup2(devnull, 2)
     os.close(devnull)
     with contextlib.suppress(OSError):
         os.chdir("/")
-    return asyncio.run(_serve_main(spec, args.socket, args.idle_timeout))
+    try:
+        return asyncio.run(_serve_main(spec, args.socket, args.idle_timeout))
+    except Exception as exc:  # the launcher waits for one answer line: always give one
+        message = f"The persistent connection to {spec.display()} failed: {exc}"
+        _report({"ok": False, "kind": "error", "message": message})
+        return 1
 
 
 # --------------------------------------------------------------------------- client side
@@ -484,6 +501,14 @@ def _collections_root() -> str:
     return str(Path(__file__).absolute().parents[5])
 
 
+def _debug_log() -> int:
+    """Where the process's errors go: $PIPELINED_SFTP_MUX_LOG (appended) or nowhere."""
+    log = os.environ.get("PIPELINED_SFTP_MUX_LOG")
+    if log:
+        return os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    return subprocess.DEVNULL
+
+
 def ensure_server(
     spec: ConnectionSpec,
     *,
@@ -504,7 +529,7 @@ def ensure_server(
         [sys.executable, "-m", _MODULE, "--socket", path, "--idle-timeout", str(idle_timeout)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=_debug_log(),
         start_new_session=True,
         close_fds=True,
         env=env,

@@ -55,9 +55,7 @@ def ensure_become_user() -> None:
     """Create the password login user with a password-requiring sudo rule (idempotent)."""
     if subprocess.run(["id", BECOME_USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", BECOME_USER], check=True)
-    subprocess.run(
-        ["chpasswd"], input=f"{BECOME_USER}:{BECOME_PASSWORD}\n", text=True, check=True
-    )
+    subprocess.run(["chpasswd"], input=f"{BECOME_USER}:{BECOME_PASSWORD}\n", text=True, check=True)
     rule = f"{BECOME_USER} ALL=(ALL) PASSWD: ALL\nDefaults:{BECOME_USER} !requiretty\n"
     if not SUDOERS.exists() or SUDOERS.read_text() != rule:
         SUDOERS.write_text(rule)

@@ -1,0 +1,252 @@
+"""The persistent connection process against a real OpenSSH server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_connection_support import (
+    BECOME_PASSWORD,
+    BECOME_USER,
+    Sshd,
+    mux_processes,
+    run_sshd,
+)
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FXF_CREAT,
+    FXF_READ,
+    FXF_WRITE,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[Sshd]:
+    with run_sshd() as server:
+        yield server
+
+
+@pytest.fixture
+def control() -> Iterator[Path]:
+    """A short control directory (unix socket paths are limited to ~100 bytes)."""
+    directory = Path(tempfile.mkdtemp(prefix="psftp-cp-")) / "cp"
+    yield directory
+    for path in directory.glob("*.sock"):
+        mux.stop(str(path))
+    _wait_gone(directory, 10)
+    shutil.rmtree(directory.parent, ignore_errors=True)
+
+
+def _spec(sshd: Sshd, **changes: object) -> ConnectionSpec:
+    values: dict[str, object] = {
+        "host": sshd.host,
+        "port": sshd.port,
+        "user": "root",
+        "client_keys": (str(sshd.client_key),),
+        "known_hosts": str(sshd.known_hosts),
+    }
+    values.update(changes)
+    return ConnectionSpec(**values)  # type: ignore[arg-type]
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def _wait_gone(directory: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not mux_processes(directory) and not list(directory.glob("*")):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_exec_streams_stdin_stdout_stderr_and_status(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd)
+    path = mux.ensure_server(spec, directory=str(control))
+    session = mux.MuxSession(spec, path)
+    payload = os.urandom(3 * 1024 * 1024)  # several frames each way
+
+    async def run() -> None:
+        result = await session.exec("echo out; echo err >&2; cat; exit 7", payload)
+        assert result.rc == 7
+        assert result.stdout == b"out\n" + payload
+        assert result.stderr == b"err\n"
+        many = await asyncio.gather(*(session.exec(f"echo {i}") for i in range(10)))
+        assert [r.stdout for r in many] == [f"{i}\n".encode() for i in range(10)]
+
+    asyncio.run(run())
+
+
+def test_second_client_reuses_the_same_process(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd)
+    first = mux.ensure_server(spec, directory=str(control))
+    pid = mux.ping(first)
+    assert pid is not None
+    assert mux.ensure_server(spec, directory=str(control)) == first
+    assert mux.ping(first) == pid
+    assert mux_processes(control) == [pid]
+    # another user on the same host gets its own process
+    other = _spec(sshd, user="nobody-else")
+    assert mux.socket_path_for(other, str(control)) != first
+
+
+def test_sftp_channel_is_a_raw_pipe(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    spec = _spec(sshd)
+    session = mux.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
+    target = tmp_path / "via-mux.bin"
+    data = os.urandom(1024 * 1024 + 17)
+
+    async def run() -> None:
+        client = await session.open_sftp()
+        try:
+            handle = await client.open(os.fsencode(target), FXF_WRITE | FXF_CREAT)
+            step = 200 * 1024
+            await asyncio.gather(
+                *(client.write(handle, i, data[i : i + step]) for i in range(0, len(data), step))
+            )
+            await client.close(handle)
+            handle = await client.open(os.fsencode(target), FXF_READ)
+            back = await client.read(handle, 0, 100)
+            await client.close(handle)
+            assert back == data[:100]
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    assert target.read_bytes() == data
+
+
+def test_idle_timeout_removes_process_and_socket(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd)
+    path = mux.ensure_server(spec, directory=str(control), idle_timeout=1.0)
+    pid = mux.ping(path)
+    assert pid is not None
+    result = asyncio.run(mux.MuxSession(spec, path).exec("sleep 1.5; echo done"))
+    assert result.stdout == b"done\n"  # a running command is not idle
+    assert _wait_gone(control, 10), os.listdir(control)
+    assert not _alive(pid)
+    assert control.stat().st_mode & 0o777 == 0o700
+
+
+def test_stop_ends_the_process(sshd: Sshd, control: Path) -> None:
+    path = mux.ensure_server(_spec(sshd), directory=str(control))
+    assert mux.stop(path)
+    assert _wait_gone(control, 10)
+    assert mux.ping(path) is None
+
+
+def test_dead_process_is_replaced(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd)
+    path = mux.ensure_server(spec, directory=str(control))
+    pid = mux.ping(path)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid in mux_processes(control) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(path)  # stale socket left behind by the killed process
+    again = mux.ensure_server(spec, directory=str(control))
+    assert again == path
+    assert mux.ping(path) not in (None, pid)
+
+
+def test_concurrent_starts_leave_one_process(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd)
+    paths: list[str] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            paths.append(mux.ensure_server(spec, directory=str(control)))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert len(set(paths)) == 1
+    deadline = time.monotonic() + 10
+    while len(mux_processes(control)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert mux_processes(control) == [mux.ping(paths[0])]
+
+
+def test_password_never_on_command_line_or_environment(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd, user=BECOME_USER, client_keys=(), password=BECOME_PASSWORD)
+    path = mux.ensure_server(spec, directory=str(control))
+    result = asyncio.run(mux.MuxSession(spec, path).exec("id -un"))
+    assert result.stdout == f"{BECOME_USER}\n".encode()
+    (pid,) = mux_processes(control)
+    secret = BECOME_PASSWORD.encode()
+    assert secret not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert secret not in Path(f"/proc/{pid}/environ").read_bytes()
+    assert BECOME_PASSWORD not in mux.mux_key(spec)
+
+
+def test_host_key_mismatch_fails_closed(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(
+        f"[127.0.0.1]:{sshd.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
+    with pytest.raises(mux.MuxError) as info:
+        mux.ensure_server(_spec(sshd, known_hosts=str(wrong)), directory=str(control))
+    assert info.value.kind == "hostkey"
+    assert info.value.unreachable
+    assert "127.0.0.1" in str(info.value)
+    assert _wait_gone(control, 5)
+
+
+def test_unknown_host_fails_under_strict_policy(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with pytest.raises(mux.MuxError) as info:
+        mux.ensure_server(_spec(sshd, known_hosts=str(empty)), directory=str(control))
+    assert info.value.kind == "hostkey"
+
+
+def test_wrong_password_is_an_authentication_failure(sshd: Sshd, control: Path) -> None:
+    spec = _spec(sshd, user=BECOME_USER, client_keys=(), password="not-the-password")
+    with pytest.raises(mux.MuxError) as info:
+        mux.ensure_server(spec, directory=str(control))
+    assert info.value.kind == "auth"
+    assert "not-the-password" not in str(info.value)
+    assert _wait_gone(control, 5)
+
+
+def test_too_long_control_path_is_refused(sshd: Sshd, tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 80)
+    with pytest.raises(mux.MuxError, match="shorter control_path_dir"):
+        mux.ensure_server(_spec(sshd), directory=str(deep))
+
+
+def test_unreachable_port(control: Path) -> None:
+    from test_connection_support import free_port
+
+    spec = ConnectionSpec(host="127.0.0.1", port=free_port(), user="root", connect_timeout=3)
+    with pytest.raises(mux.MuxError) as info:
+        mux.ensure_server(spec, directory=str(control))
+    assert info.value.kind == "unreachable"
+    assert str(spec.port) in str(info.value)
