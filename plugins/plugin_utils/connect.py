@@ -268,7 +268,7 @@ def _options(spec: ConnectionSpec) -> dict[str, Any]:
         "connect_timeout": spec.connect_timeout or None,
         "login_timeout": spec.connect_timeout or 0,
         "keepalive_interval": spec.keepalive_interval or None,
-        "compression_algs": ["zlib@openssh.com", "zlib"] if spec.compression else ["none"],
+        "compression_algs": ["zlib@openssh.com", "zlib", "none"] if spec.compression else ["none"],
         "encryption_algs": _encryption_algs(spec),
         "mac_algs": _mac_algs(),
         "window": spec.window,
@@ -354,6 +354,9 @@ async def _connect_hop(
     except asyncssh.DisconnectError as exc:
         message = f"the SSH connection to {name} failed: {_one_line(exc.reason)}"
         raise _err(ConnectError, hop, message) from None
+    except ValueError as exc:  # asyncssh rejected an option, e.g. an unknown cipher
+        message = f"invalid SSH settings for {name}: {_one_line(str(exc))}"
+        raise _err(ConnectError, hop, message, unreachable=False) from None
     except socket.gaierror as exc:
         message = f"could not connect to {name}: host name not found ({exc.strerror})"
         raise _err(ConnectError, hop, message) from None
@@ -490,7 +493,8 @@ class SSHSession:
     async def _plain_sftp(self) -> SFTPClient:
         stdin, stdout, err = await self._open_channel("an SFTP channel", subsystem="sftp")
         stderr = self._drain(err, _STDERR_KEEP)
-        client = SFTPClient(stdout, stdin)
+        openssh = "OpenSSH" in str(self.conn.get_extra_info("server_version", ""))
+        client = SFTPClient(stdout, stdin, nonstandard_symlink=openssh, ordered=openssh)
         timeout = self.spec.connect_timeout or None
         what = f"the SFTP subsystem on {self.spec.display()}"
         try:
@@ -518,7 +522,8 @@ class SSHSession:
         command = self._sudo_command([server], prompt)
         stdin, stdout, err = await self._open_channel("an exec channel for sudo", command=command)
         stderr = self._drain(err, _STDERR_KEEP)
-        client = SFTPClient(stdout, stdin)
+        # sftp-server under sudo is OpenSSH's: in-order replies, swapped symlink arguments.
+        client = SFTPClient(stdout, stdin, nonstandard_symlink=True, ordered=True)
         try:
             if prompt is not None:
                 await self._send_password(prompt, stdin, stderr, server)
@@ -588,12 +593,12 @@ class SSHSession:
         stderr = self._drain(err, None)
         try:
             if prompt is not None:
-                await self._send_password(prompt, writer, stderr, "a command")
+                await self._send_password(prompt, writer, stderr, "/bin/sh")
             _, out = await self._unless_sudo_gives_up(
-                _read_past(stdout, marker.encode() + b"\n"), stderr, prompt, "a command"
+                _read_past(stdout, marker.encode() + b"\n"), stderr, prompt, "/bin/sh"
             )
             if out is None:
-                raise await self._become_failure(stderr, prompt, "a command")
+                raise await self._become_failure(stderr, prompt, "/bin/sh")
             if stdin:
                 writer.write(stdin)
             writer.write_eof()
@@ -714,7 +719,10 @@ class SSHSession:
         ):
             message = f"sudo on {host} rejected the become password"
         elif wants_password:
-            message = f"sudo on {host} requires a password; set the become password"
+            message = (
+                f"sudo on {host} requires a password to run {what} as {become.user}; "
+                "set the become password"
+            )
         elif "must have a tty" in text or "no tty present" in text:
             message = f"sudo on {host} requires a tty (requiretty), which this transfer cannot use"
         elif "sudoers" in text or "not allowed" in text or "may not run" in text:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -38,24 +37,19 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     BecomeSpec,
     ConnectionSpec,
 )
-from tests.fixtures.asyncssh_server import TEST_PASSWORD, AsyncSSHServer, asyncssh_server_thread
+from tests.fixtures.asyncssh_server import TEST_PASSWORD, AsyncSSHServer
 from tests.fixtures.keys import KeyPair, generate_keypair, write_known_hosts
+from tests.fixtures.sshd import SFTP_SERVER as SHARED_SFTP_SERVER
+from tests.fixtures.sshd import SSHDServer, ensure_user, sshd_server
 
-SSHD = "/usr/sbin/sshd"
-SFTP_SERVER = next(
-    p
-    for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
-    if os.path.exists(p)
-)
-NOPASSWD_USER = "pstest"  # may run sftp-server and /bin/sh as root without a password
-PASSWD_USER = "pstest2"  # must give its password to sudo
-PASSWD_USER_PASSWORD = "Pstest2-sudo-pw-41"
+SFTP_SERVER = str(SHARED_SFTP_SERVER)
+NOPASSWD_USER = "pscon1"  # may run only sftp-server and /bin/sh as root, without a password
+PASSWD_USER = "pscon2"  # must give its password to sudo
+PASSWD_USER_PASSWORD = "Pscon2-sudo-pw-41"
+TTY_USER = "pscon3"  # sudo insists on a tty (requiretty)
 SUDOERS = Path("/etc/sudoers.d/pipelined-sftp-connect-test")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs sshd, sudo, useradd")
-
-
-# -- servers ---------------------------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -65,19 +59,16 @@ def _free_port() -> int:
         return port
 
 
-def _ensure_users() -> None:
-    """Two real login users and a sudo rule for each (idempotent)."""
-    for user in (NOPASSWD_USER, PASSWD_USER):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
-    # sshd (UsePAM no) refuses locked accounts ("!" in shadow); "*" is no password, unlocked
-    subprocess.run(["usermod", "-p", "*", NOPASSWD_USER], check=True)
-    subprocess.run(
-        ["chpasswd"], input=f"{PASSWD_USER}:{PASSWD_USER_PASSWORD}\n", text=True, check=True
-    )
+def _ensure_become_users() -> None:
+    """Three real login users with narrow sudo rules of their own (idempotent)."""
+    ensure_user(NOPASSWD_USER, sudo=False)
+    ensure_user(PASSWD_USER, sudo=False, password=PASSWD_USER_PASSWORD)
+    ensure_user(TTY_USER, sudo=False)
     rule = (
         f"{NOPASSWD_USER} ALL=(root) NOPASSWD: {SFTP_SERVER}, /bin/sh\n"
         f"{PASSWD_USER} ALL=(root) PASSWD: {SFTP_SERVER}, /bin/sh\n"
+        f"{TTY_USER} ALL=(root) NOPASSWD: {SFTP_SERVER}\n"
+        f"Defaults:{TTY_USER} requiretty\n"
     )
     if not SUDOERS.exists() or SUDOERS.read_text() != rule:
         tmp = SUDOERS.with_name(SUDOERS.name + ".new")  # no dot: sudo skips it, visudo checks it
@@ -87,83 +78,50 @@ def _ensure_users() -> None:
         tmp.rename(SUDOERS)
 
 
+def _sshd_spec(server: SSHDServer, **kw: object) -> ConnectionSpec:
+    base = ConnectionSpec(
+        host=server.host,
+        port=server.port,
+        user="root",
+        client_keys=(str(server.client_key.private_path),),
+        known_hosts=str(server.known_hosts),
+        connect_timeout=10,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
 @dataclass
 class Sshd:
-    """A private OpenSSH server on loopback."""
+    """The shared sshd fixture, with a spec factory."""
 
-    root: Path
-    port: int
-    host_key: KeyPair
-    client_key: KeyPair
-    known_hosts: Path
+    server: SSHDServer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def host_key(self) -> KeyPair:
+        return self.server.host_key
+
+    @property
+    def client_key(self) -> KeyPair:
+        return self.server.client_key
 
     def spec(self, **kw: object) -> ConnectionSpec:
-        base = ConnectionSpec(
-            host="127.0.0.1",
-            port=self.port,
-            user="root",
-            client_keys=(str(self.client_key.private_path),),
-            known_hosts=str(self.known_hosts),
-            connect_timeout=10,
-        )
-        return replace(base, **kw)  # type: ignore[arg-type]
-
-
-@contextlib.contextmanager
-def _run_sshd() -> Iterator[Sshd]:
-    root = Path(tempfile.mkdtemp(prefix="pstest-connect-sshd-"))
-    root.chmod(0o755)
-    host_key = generate_keypair(root / "host_ed25519", "host")
-    client_key = generate_keypair(root / "client_ed25519", "client")
-    auth = root / "authorized_keys"
-    auth.write_text(client_key.public_line + "\n")
-    auth.chmod(0o644)
-    port = _free_port()
-    known = write_known_hosts(root / "known_hosts", host_key, [("127.0.0.1", port)])
-    config = root / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key.private_path}\n"
-        f"PidFile {root}/sshd.pid\nAuthorizedKeysFile {auth}\nStrictModes no\n"
-        "PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
-        "UsePAM no\nMaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n"
-        f"Subsystem sftp {SFTP_SERVER}\n"
-    )
-    os.makedirs("/run/sshd", exist_ok=True)
-    log = open(root / "sshd.log", "wb")  # noqa: SIM115 - lives as long as sshd
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-            time.sleep(0.05)
-        yield Sshd(root, port, host_key, client_key, known)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        return _sshd_spec(self.server, **kw)
 
 
 @pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    _ensure_users()
-    with _run_sshd() as server:
-        yield server
+def sshd(sshd_server: SSHDServer) -> Sshd:
+    _ensure_become_users()
+    return Sshd(sshd_server)
 
 
 @pytest.fixture(scope="module")
-def assh() -> Iterator[AsyncSSHServer]:
+def assh(asyncssh_server_threaded: AsyncSSHServer) -> AsyncSSHServer:
     """The in-process asyncssh server (own loop, own thread), with password auth."""
-    with asyncssh_server_thread(password=True) as server:
-        yield server
+    return asyncssh_server_threaded
 
 
 def _assh_spec(server: AsyncSSHServer, **kw: object) -> ConnectionSpec:
@@ -243,14 +201,18 @@ async def test_sshd_key_auth_sftp_and_exec(sshd: Sshd, tmp_path: Path) -> None:
         assert result.stdout == b"\x00binary\xff"
 
 
-async def test_cipher_preference_and_compression(sshd: Sshd) -> None:
+async def test_cipher_preference_and_compression(sshd: Sshd, assh: AsyncSSHServer) -> None:
     async with _session(sshd.spec()) as session:
         assert session.conn.get_extra_info("send_cipher") == "aes128-gcm@openssh.com"
         assert session.conn.get_extra_info("send_compression") == "none"
+    # sshd here says "Compression no": asking for compression falls back to none
     spec = sshd.spec(ciphers=("aes128-ctr",), compression=True)
     async with _session(spec) as session:
         assert session.conn.get_extra_info("send_cipher") == "aes128-ctr"
         assert session.conn.get_extra_info("send_mac").endswith("-etm@openssh.com")
+        assert session.conn.get_extra_info("send_compression") == "none"
+        assert (await session.exec("echo ok")).stdout == b"ok\n"
+    async with _session(_assh_spec(assh, compression=True)) as session:
         assert session.conn.get_extra_info("send_compression").startswith("zlib")
         assert (await session.exec("echo ok")).stdout == b"ok\n"
 
@@ -519,7 +481,8 @@ async def test_become_without_password_when_sudo_wants_one(sshd: Sshd) -> None:
         with pytest.raises(BecomeError) as info:
             await session.open_sftp()
         assert str(info.value) == (
-            f"sudo on {spec.display()} requires a password; set the become password"
+            f"sudo on {spec.display()} requires a password to run {SFTP_SERVER} as root; "
+            "set the become password"
         )
         assert not info.value.unreachable
         with pytest.raises(BecomeError):
@@ -572,4 +535,50 @@ async def test_become_command_not_allowed(sshd: Sshd) -> None:
     async with _session(spec) as session:
         with pytest.raises(BecomeError) as info:
             await session.open_sftp()
-    assert spec.display() in str(info.value)
+    assert str(info.value) == (
+        f"sudo on {spec.display()} requires a password to run /bin/true as root; "
+        "set the become password"
+    )
+
+
+async def test_become_requiretty(sshd: Sshd) -> None:
+    spec = sshd.spec(user=TTY_USER, become=BecomeSpec(user="root"))
+    async with _session(spec) as session:
+        with pytest.raises(BecomeError) as info:
+            await session.open_sftp()
+    assert str(info.value) == (
+        f"sudo on {spec.display()} requires a tty (requiretty), which this transfer cannot use"
+    )
+
+
+async def test_become_channels_in_parallel(sshd: Sshd, shared_dir: Path) -> None:
+    become = BecomeSpec(user="root", password=PASSWD_USER_PASSWORD)  # sftp-server probed
+    async with _session(sshd.spec(user=PASSWD_USER, become=become)) as session:
+        async with asyncio.timeout(60), asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(session.open_sftp()) for _ in range(4)]
+        clients = [task.result() for task in tasks]
+        try:
+            for i, sftp in enumerate(clients):
+                await _write_file(sftp, os.fsencode(shared_dir / f"f{i}"), b"%d" % i)
+        finally:
+            for sftp in clients:
+                await sftp.aclose()
+    assert [(shared_dir / f"f{i}").stat().st_uid for i in range(4)] == [0] * 4
+
+
+async def test_sftp_server_that_does_not_start() -> None:
+    with sshd_server(sftp_server="/nonexistent/sftp-server") as broken:
+        async with _session(_sshd_spec(broken)) as session:
+            with pytest.raises(ConnectError) as info:
+                await session.open_sftp()
+            assert (await session.exec("echo still usable")).rc == 0
+    assert str(info.value).startswith(
+        f"the SFTP subsystem on {_sshd_spec(broken).display()} did not start: "
+    )
+    assert not info.value.unreachable
+
+
+async def test_unknown_cipher_is_a_settings_error(sshd: Sshd) -> None:
+    with pytest.raises(ConnectError) as info:
+        await open_session(sshd.spec(ciphers=("rot13",)))
+    assert "rot13" in str(info.value) and not info.value.unreachable
