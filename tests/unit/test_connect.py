@@ -199,6 +199,9 @@ async def test_sshd_key_auth_sftp_and_exec(sshd: Sshd, tmp_path: Path) -> None:
         assert (result.rc, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
         result = await session.exec("cat", stdin=b"\x00binary\xff")
         assert result.stdout == b"\x00binary\xff"
+        async with asyncio.timeout(10):  # no stdin means EOF, not a stdin left open
+            assert (await session.exec("cat")).stdout == b""
+            assert (await session.exec("cat", stdin=b"")).stdout == b""
 
 
 async def test_cipher_preference_and_compression(sshd: Sshd, assh: AsyncSSHServer) -> None:
@@ -472,6 +475,8 @@ async def test_become_nopasswd_writes_as_root(sshd: Sshd, shared_dir: Path) -> N
         result = await session.exec("id -u; cat", stdin=b"piped")
         assert (result.rc, result.stdout) == (0, b"0\npiped")
         assert (await session.exec("exit 7")).rc == 7
+        async with asyncio.timeout(10):
+            assert (await session.exec("cat")).stdout == b""
     assert (shared_dir / "rooted").stat().st_uid == 0
 
 
