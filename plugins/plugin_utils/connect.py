@@ -567,7 +567,7 @@ class SSHSession:
         try:
             result = await self.conn.run(
                 command,
-                **({"input": stdin} if stdin is not None else {"stdin": asyncssh.DEVNULL}),
+                **({"input": stdin} if stdin else {"stdin": asyncssh.DEVNULL}),
                 encoding=None,
                 check=False,
                 window=self.spec.window,
