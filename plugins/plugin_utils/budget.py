@@ -7,8 +7,9 @@ file transfers; the total never exceeds the configured cap.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 
 class Budget:
@@ -25,6 +26,7 @@ class Budget:
         self._handles = asyncio.Semaphore(self.max_handles)
         self.outstanding = 0
         self.peak = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def request(self, listing: bool = False) -> AsyncIterator[None]:
@@ -38,6 +40,17 @@ class Budget:
         finally:
             self.outstanding -= 1
             lane.release()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run clean-up work (e.g. closing a handle) without waiting for it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background clean-up work."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     @asynccontextmanager
     async def handle(self) -> AsyncIterator[None]:

@@ -32,7 +32,10 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 )
 
 PROGRESS_INTERVAL = 2.0
-DIR_WORKERS = 8
+MIN_FILES_IN_FLIGHT = 64
+MAX_FILES_IN_FLIGHT = 512
+FILES_PER_SECOND = 4000
+DIR_WORKERS = 16
 
 
 class FailFast(Exception):
@@ -66,6 +69,7 @@ class Channels:
         return extension in self.main.extensions
 
     async def aclose(self) -> None:
+        await self.budget.drain()
         for client in self.clients:
             await client.aclose()
 
@@ -74,14 +78,17 @@ async def open_channels(
     sessions: Sequence[SessionLike], per_session: int, max_requests: int
 ) -> Channels:
     """Open `per_session` SFTP channels on each session; learn limits and round trip."""
-    clients: list[SFTPClient] = []
+    opened = await asyncio.gather(
+        *(session.open_sftp() for session in sessions for _ in range(max(1, per_session))),
+        return_exceptions=True,
+    )
+    clients = [client for client in opened if isinstance(client, SFTPClient)]
     try:
-        for session in sessions:
-            for _ in range(max(1, per_session)):
-                clients.append(await session.open_sftp())
-        limits = await clients[0].limits()
+        for outcome in opened:
+            if isinstance(outcome, BaseException):
+                raise outcome
         started = time.monotonic()
-        await clients[0].realpath(b".")
+        limits, _ = await asyncio.gather(clients[0].limits(), clients[0].realpath(b"."))
         rtt = time.monotonic() - started
     except BaseException:
         for client in clients:
@@ -92,14 +99,14 @@ async def open_channels(
 
 
 def files_in_flight(rtt: float, configured: int | None) -> int:
-    """Files to keep in flight: few on a fast link, many on a slow one."""
+    """Files to keep in flight: enough to cover the round trip, few on a fast link.
+
+    A small file takes about three round trips (open; write + setstat + close; rename),
+    and a server on this class of machine completes a few thousand files a second.
+    """
     if configured:
         return max(1, configured)
-    if rtt < 0.002:
-        return 64
-    if rtt < 0.008:
-        return 128
-    return 256
+    return max(MIN_FILES_IN_FLIGHT, min(MAX_FILES_IN_FLIGHT, int(rtt * 3 * FILES_PER_SECOND)))
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -148,6 +155,7 @@ class TreeRun(Generic[J]):
         self._stack: list[tuple[J, DirNode]] = []
         self._ready = asyncio.Event()
         self._jobs_open = 0
+        self._live_files = 0
         self._all_listed = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
         self._progress = progress
@@ -208,6 +216,7 @@ class TreeRun(Generic[J]):
         """Start `work(*args)` for one entry once a files-in-flight slot is free."""
         await self._files.acquire()
         node.pending += 1
+        self._live_files += 1
         assert self._group is not None
         self._group.create_task(self._file(node, work(*args, **kwargs)))
 
@@ -217,6 +226,9 @@ class TreeRun(Generic[J]):
             self.tick()
         finally:
             self._files.release()
+            self._live_files -= 1
+            if self._live_files == 0:
+                self._ready.set()  # idle workers re-check: a file task may have queued a dir
             self._done(node)
 
     # -- run ---------------------------------------------------------------------------------
@@ -229,7 +241,7 @@ class TreeRun(Generic[J]):
         async def worker() -> None:
             while True:
                 while not self._stack:
-                    if self._jobs_open == 0:
+                    if self._jobs_open == 0 and self._live_files == 0:
                         self._all_listed.set()
                         return
                     self._ready.clear()

@@ -239,11 +239,14 @@ class SFTPClient:
         writer: _Writer,
         *,
         nonstandard_symlink: bool = True,
+        ordered: bool = False,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self._nonstandard_symlink = nonstandard_symlink
+        self.ordered = ordered
+        """The server answers requests strictly in the order sent (OpenSSH's sftp-server)."""
         self._on_close = on_close
         self._pending: dict[int, asyncio.Future[tuple[int, _Buffer]]] = {}
         self._next_id = 0

@@ -278,6 +278,14 @@ class Push:
 
         return finalize
 
+    def add_subdir(self, job: _Job, parent: DirNode) -> None:
+        self.run.add_dir(job, parent, self.finalizer(job))
+
+    async def make_subdir(self, remote: bytes, job: _Job, parent: DirNode) -> None:
+        """Create a directory, then queue its contents (parent cannot finish meanwhile)."""
+        if await self.make_dir(remote, job.rel):
+            self.add_subdir(job, parent)
+
     async def process_dir(self, job: _Job, node: DirNode) -> None:
         local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
         remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
@@ -326,10 +334,12 @@ class Push:
                 await self.delete(target, dst, rel)
                 dst = None
             if src.kind == "dir":
-                if dst is None and not await self.make_dir(target, rel):
-                    continue
-                child = _Job(rel, src, dst)
-                self.run.add_dir(child, node, self.finalizer(child))
+                if dst is None:
+                    await self.run.start_file(
+                        node, self.make_subdir, target, _Job(rel, src, None), node
+                    )
+                else:
+                    self.add_subdir(_Job(rel, src, dst), node)
             elif src.kind == "file":
                 decision = content_decision(src, dst, self.options)
                 if decision == "send":

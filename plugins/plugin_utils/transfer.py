@@ -130,7 +130,7 @@ async def send_file(
     client = channels.pick()
 
     if size < large_threshold:
-        data = await asyncio.to_thread(read_small, local_path, size, mtime)
+        data = read_small(local_path, size, mtime)
         async with channels.budget.handle():
             handle = await request(
                 channels,

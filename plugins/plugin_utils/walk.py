@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
@@ -16,10 +18,14 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     Attrs,
+    Name,
     SFTPClient,
+    SFTPError,
 )
 
 Kind = Literal["file", "dir", "link", "special"]
+
+READDIR_AHEAD = 4
 
 
 @dataclass(slots=True)
@@ -126,12 +132,23 @@ async def list_remote_dir(
     async with budget.handle():
         async with budget.request(listing=True):
             handle = await client.opendir(path)
+        # An in-order server answers READDIRs sent back to back with successive chunks,
+        # so keep several in flight; others get one at a time.
+        ahead = READDIR_AHEAD if client.ordered else 1
+        pending: deque[asyncio.Task[list[Name] | None]] = deque()
+
+        async def readdir() -> list[Name] | None:
+            async with budget.request(listing=True):
+                return await client.readdir(handle)
+
         try:
-            while True:
-                async with budget.request(listing=True):
-                    names = await client.readdir(handle)
+            for _ in range(ahead):
+                pending.append(asyncio.ensure_future(readdir()))
+            while pending:
+                names = await pending.popleft()
                 if names is None:
                     break
+                pending.append(asyncio.ensure_future(readdir()))
                 chunk: list[Entry] = []
                 for item in names:
                     if item.filename in (b".", b".."):
@@ -145,8 +162,26 @@ async def list_remote_dir(
                 if chunk:
                     yield chunk
         finally:
-            async with budget.request(listing=True):
-                await client.close(handle)
+            budget.spawn(_close_after(client, budget, handle, list(pending)))
+
+
+async def _close_after(
+    client: SFTPClient,
+    budget: Budget,
+    handle: bytes,
+    readdirs: list[asyncio.Task[list[Name] | None]],
+) -> None:
+    """Close a directory handle once its outstanding READDIRs have answered."""
+    for task in readdirs:
+        try:
+            await task
+        except (asyncio.CancelledError, SFTPError):
+            pass
+    async with budget.request(listing=True):
+        try:
+            await client.close(handle)
+        except SFTPError:
+            pass
 
 
 async def remote_dir_entries(
