@@ -56,4 +56,8 @@ class ActionModule(PipelinedAction):
 
             return await push(session, found, dest, options, progress)
 
-        return Job(call=call, result={"src": found, "dest": dest}, diff_header=dest)
+        # Where relative report paths start: dest, or dest/<name> for a directory without "/".
+        root = dest
+        if os.path.isdir(found) and not found.endswith(os.sep):
+            root = dest.rstrip("/") + "/" + os.path.basename(found)
+        return Job(call=call, result={"src": found, "dest": dest}, diff_header=root, root=root)

@@ -78,4 +78,4 @@ class ActionModule(PipelinedAction):
 
             return await pull(session, src, local, options, progress)
 
-        return Job(call=call, result={"src": src, "dest": local}, diff_header=local)
+        return Job(call=call, result={"src": src, "dest": local}, diff_header=local, root=local)

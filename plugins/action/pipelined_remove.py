@@ -50,4 +50,5 @@ class ActionModule(PipelinedAction):
         async def call(session: Any, progress: ProgressCallback) -> Report:
             return await remove(session, paths, options, progress)
 
-        return Job(call=call, result={"path": paths}, diff_header=", ".join(paths[:3]))
+        root = paths[0].rstrip("/") if len(paths) == 1 else ""
+        return Job(call=call, result={"path": paths}, diff_header=", ".join(paths[:3]), root=root)

@@ -56,6 +56,8 @@ class Job:
     call: CoreCall
     result: dict[str, Any] = field(default_factory=dict)
     diff_header: str = ""
+    root: str = ""
+    """Where the core's relative report paths start (the tree's top at the destination)."""
 
 
 def human_bytes(count: float) -> str:
@@ -180,6 +182,23 @@ def build_diff(report: Report, header: str) -> dict[str, str]:
     return diff
 
 
+def full_path(root: str, path: str) -> str:
+    """A report path made absolute against the transfer's root (absolute paths pass)."""
+    if not root or path.startswith("/"):
+        return path
+    path = path.strip("/")
+    if path in ("", "."):
+        return root
+    return root.rstrip("/") + "/" + path
+
+
+def anchor_failures(report: Report, root: str) -> None:
+    """Make the report's failure paths absolute, so every message names a real path."""
+    report.failures[:] = [
+        type(failure)(full_path(root, failure.path), failure.reason) for failure in report.failures
+    ]
+
+
 def failure_message(action: str, host: str, report: Report) -> str:
     """One sentence naming the host, the first failed path and its cause."""
     first = report.failures[0]
@@ -232,6 +251,8 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
         task_vars = task_vars or {}
         _, args = self.validate_argument_spec(self.ARGUMENT_SPEC)
         host = str(task_vars.get("inventory_hostname") or self._play_context.remote_addr)
+        if self._task.delegate_to:
+            host = f"{self._task.delegate_to} (delegated for {host})"
         check_mode = bool(self._task.check_mode)
         result["changed"] = False
         try:
@@ -247,6 +268,7 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
         except Exception as exc:  # the core's errors and anything unexpected
             return self._error_result(result, host, exc)
 
+        anchor_failures(report, job.root)
         result.update(job.result)
         result.update(result_counts(report))
         if self._task.diff:

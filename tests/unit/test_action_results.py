@@ -12,8 +12,10 @@ from ansible_collections.pipelined.sftp.plugins.module_utils.argspecs import COP
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.action_base import (
     ProgressPrinter,
     TaskError,
+    anchor_failures,
     build_diff,
     failure_message,
+    full_path,
     human_bytes,
     parse_mode,
     reject_tilde,
@@ -212,3 +214,14 @@ def test_fetch_refuses_paths_that_could_escape_or_mean_nothing(
 ) -> None:
     with pytest.raises(TaskError, match=message):
         fetch_destination(src, dest, flat=flat, hostname="h", dwim=dwim)
+
+
+def test_relative_failure_paths_are_anchored_at_the_transfer_root() -> None:
+    report = Report()
+    report.fail("", "Permission denied")
+    report.fail("sub/a.txt", "No space left on device")
+    report.fail("/already/absolute", "Gone")
+    anchor_failures(report, "/srv/app/")
+    paths = [f.path for f in report.failures]
+    assert paths == ["/srv/app", "/srv/app/sub/a.txt", "/already/absolute"]
+    assert full_path("", "rel") == "rel"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make and compare the directory trees the pipelined_* integration playbooks transfer.
 
-``trees.py make DIR`` writes a tree (small files in nested directories, one 2 MiB file,
+``trees.py make DIR`` writes a fresh tree (small files in nested directories, one 2 MiB file,
 an empty file, an empty directory and a relative symlink) and prints its counts as JSON.
 ``trees.py compare A B`` exits 0 when both trees hold the same entries, contents,
 permission bits, symlink targets and (with --mtime) modification times; else it prints
@@ -13,17 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
 
 MAX_REPORTED = 20
+MARKER = ".generated-tree"
 
 
 def make(root: Path, dirs: int, files_per_dir: int) -> dict[str, int]:
-    """Write the tree under root (replacing nothing outside it); return its counts."""
-    root.mkdir(parents=True, exist_ok=True)
-    files = total = 0
+    """Write the tree at root, replacing an earlier generated tree there; return its counts."""
+    if root.exists() or root.is_symlink():
+        if not (root / MARKER).is_file():
+            raise SystemExit(f"{root} exists and is not a generated tree; not replacing it.")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_bytes(b"")
+    files = 1
+    total = 0
     for d in range(dirs):
         sub = root / f"dir{d:02d}" / "nested"
         sub.mkdir(parents=True, exist_ok=True)
