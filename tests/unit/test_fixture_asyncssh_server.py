@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
+from pathlib import Path
 
 import asyncssh
 import pytest
@@ -70,7 +72,7 @@ async def test_rejects_unknown_key_and_accepts_password(asyncssh_server: AsyncSS
         assert (await conn.run("echo ok")).stdout == "ok\n"
 
 
-async def test_host_key_is_pinned(asyncssh_server: AsyncSSHServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_host_key_is_pinned(asyncssh_server: AsyncSSHServer, tmp_path: Path) -> None:
     wrong = tmp_path / "known_hosts"
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     wrong.write_text(f"[127.0.0.1]:{asyncssh_server.port} {other}")
@@ -79,12 +81,13 @@ async def test_host_key_is_pinned(asyncssh_server: AsyncSSHServer, tmp_path) -> 
 
 
 def test_threaded_server_from_sync_code(asyncssh_server_threaded: AsyncSSHServer) -> None:
-    async def upload() -> list[str]:
+    async def upload() -> Sequence[str]:
         server = asyncssh_server_threaded
         async with await server.connect() as conn, conn.start_sftp_client() as sftp:
             async with sftp.open("/from-thread", "wb") as f:
                 await f.write(b"ok")
-            return await sftp.listdir("/")
+            names = await sftp.listdir("/")
+        return names
 
     assert "from-thread" in asyncio.run(upload())
     assert (asyncssh_server_threaded.root / "from-thread").read_bytes() == b"ok"
