@@ -201,7 +201,13 @@ class Push:
         remote = join(remote_dir, src.name)
         assert src.target is not None
         if dst is not None and dst.kind == "link":
-            if await read_link_target(self.ch.main, self.ch.budget, remote, dst) == src.target:
+            try:
+                current: bytes | None = await read_link_target(
+                    self.ch.main, self.ch.budget, remote, dst
+                )
+            except SFTPError:
+                current = None  # unreadable: replace it like a link that differs
+            if current == src.target:
                 self.report.skipped += 1
                 return
         if not self.options.check_mode:
