@@ -75,7 +75,10 @@ class Sshd:
     host: str = "127.0.0.1"
 
     def inventory(self, name: str = "target", **extra: str | None) -> Path:
-        """An INI inventory with one host pointing at this server (None drops a variable)."""
+        """An INI inventory file ``name`` with one host, ``target``, pointing at this server.
+
+        ``extra`` adds or overrides host variables; None drops one.
+        """
         variables = {
             "ansible_host": self.host,
             "ansible_port": str(self.port),
@@ -87,7 +90,7 @@ class Sshd:
         variables.update(extra)
         path = self.root / f"inventory-{name}-{len(extra)}.ini"
         line = " ".join(f"{k}='{v}'" for k, v in variables.items() if v is not None)
-        path.write_text(f"{name} {line}\n")
+        path.write_text(f"target {line}\n")
         return path
 
 
@@ -165,7 +168,7 @@ def ansible_env(control_dir: Path, **extra: str) -> dict[str, str]:
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
             "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(control_dir),
             "PIPELINED_SFTP_CONTROL_DIR": str(control_dir),
-            "ANSIBLE_LOCAL_TEMP": str(control_dir / "tmp"),
+            "ANSIBLE_LOCAL_TEMP": str(control_dir.parent / "ansible-tmp"),
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
