@@ -76,21 +76,23 @@ def test_start_is_fast_and_stop_kills_sessions() -> None:
     try:
         e = server.endpoint()
         session = subprocess.Popen(
-            ["ssh", *e.ssh_options(), "-p", str(e.port), f"{e.username}@{e.host}", "sleep 60"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+            ["ssh", *e.ssh_options(), "-p", str(e.port), f"{e.username}@{e.host}",
+             "echo ready; exec sleep 60"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert session.stdout is not None and session.stderr is not None
+        # the marker arrives once the session runs (readline ends early if ssh fails)
+        ready = session.stdout.readline()
+        assert ready == b"ready\n", session.stderr.read() + server.log_tail().encode()
         pid = server.pid
         assert pid is not None
-        deadline = time.monotonic() + 10
-        while not _descendants(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
         children = _descendants(pid)
-        assert children, "no session process appeared"
+        assert len(children) >= 2, children  # per-connection sshd and the command
     finally:
         server.stop()
     assert session.wait(timeout=10) != 0  # connection closed by the server
+    session.stdout.close()
+    session.stderr.close()
     for child in children:
         stat = Path(f"/proc/{child}/stat")
         assert not stat.exists() or b") Z" in stat.read_bytes(), f"sshd child {child} survived"
