@@ -6,11 +6,14 @@ The fixtures that yield a :class:`Target` and a session live in core_fixtures.py
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Report
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 from tests.fixtures.asyncssh_server import RequestStats
@@ -111,3 +114,47 @@ def leftovers(root: Path) -> list[str]:
             if name.startswith(".pipelined."):
                 found.append(os.path.join(dirpath, name))
     return found
+
+
+class HookedSession:
+    """A real session whose new SFTP clients are handed to ``hook`` before use.
+
+    The hook may wrap a client's request methods (instance attributes) to act at an exact
+    moment of a transfer, e.g. change a source file after its first WRITE was issued.
+    Every request still goes to the real server.
+    """
+
+    def __init__(self, inner: Any, hook: Callable[[SFTPClient], None]) -> None:
+        self.inner = inner
+        self.spec = inner.spec
+        self.hook = hook
+
+    async def open_sftp(self) -> SFTPClient:
+        client: SFTPClient = await self.inner.open_sftp()
+        self.hook(client)
+        return client
+
+    async def exec(self, command: str, stdin: bytes | None = None) -> Any:
+        return await self.inner.exec(command, stdin)
+
+    async def aclose(self) -> None:
+        """The wrapped session is closed by its own fixture."""
+
+
+def snapshot(root: Path) -> dict[bytes, tuple[int, int, int, bytes]]:
+    """(mode, size, mtime_ns, content or link target) of every entry below root."""
+    out: dict[bytes, tuple[int, int, int, bytes]] = {}
+    base = os.fsencode(root)
+    for dirpath, dirs, files in os.walk(base):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                body = os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    body = handle.read()
+            else:
+                body = b""
+            out[os.path.relpath(path, base)] = (st.st_mode, st.st_size, st.st_mtime_ns, body)
+    return out
