@@ -1,0 +1,204 @@
+"""The pipelined_* modules through real ansible-playbook and ansible against real servers.
+
+Runs the integration playbooks of tests/integration/targets/pipelined_* (the same ones
+ansible-test runs) against a private OpenSSH sshd, the in-process asyncssh server and the
+sshd behind the latency proxy, plus ad-hoc ``ansible -m`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.asyncssh_server import asyncssh_server_thread
+from tests.fixtures.latency_proxy import latency_proxy_thread
+from tests.fixtures.sshd import TEST_USER, ensure_user, sshd_server
+from tools.run_integration import host_vars
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ROOT / "tests" / "integration" / "targets"
+COLLECTIONS = ROOT / ".work" / "collections"
+BIN = Path(sys.executable).parent
+COMMAND_TIMEOUT = 300
+LATENCY_RTT = 0.02
+ADHOC_DEST = (
+    "{{ sftp_fixture_remote_root | regex_replace('/$', '') }}/adhoc_{{ inventory_hostname }}"
+)
+
+pytestmark = [pytest.mark.sshd, pytest.mark.asyncssh_server, pytest.mark.slow]
+
+
+class Bed:
+    """The running servers and the files that describe them to Ansible."""
+
+    def __init__(self, workdir: Path, hosts: dict[str, dict[str, Any]]) -> None:
+        self.workdir = workdir
+        self.inventory = workdir / "inventory.yml"
+        self.config = workdir / "integration_config.yml"
+        groups = {
+            "sftp_fixtures": {k: v for k, v in hosts.items() if k != "sshd_latency"},
+            "latency_fixtures": {"sshd_latency": hosts["sshd_latency"]},
+        }
+        inventory = {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}}}
+        self.inventory.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+        config = {
+            "sftp_fixture_inventory": str(self.inventory),
+            "sftp_fixture_group": "sftp_fixtures",
+            "sftp_fixture_hosts": groups["sftp_fixtures"],
+            "sftp_fixture_workdir": str(workdir / "work"),
+        }
+        (workdir / "work").mkdir()
+        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+            ANSIBLE_DEPRECATION_WARNINGS="false",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_RETRY_FILES_ENABLED="false",
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(COLLECTIONS)]),
+        )
+        env.setdefault("HOME", str(ROOT / ".work" / "home"))
+        return env
+
+    def run(
+        self, tool: str, *args: str, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / tool), "-i", str(self.inventory), *args],
+            cwd=cwd or self.workdir,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    ensure_user(TEST_USER)
+    workdir = tmp_path_factory.mktemp("playbooks")
+    with contextlib.ExitStack() as stack:
+        sshd = stack.enter_context(sshd_server())
+        embedded = stack.enter_context(asyncssh_server_thread())
+        proxy = stack.enter_context(latency_proxy_thread(sshd.port, rtt=LATENCY_RTT))
+        slow = sshd.endpoint().via(proxy.port, workdir / "latency_known_hosts")
+        hosts = {
+            "sshd_fixture": host_vars(sshd.endpoint()),
+            "asyncssh_fixture": host_vars(embedded.endpoint()),
+            "sshd_latency": host_vars(slow),
+        }
+        yield Bed(workdir, hosts)
+
+
+def tail(proc: subprocess.CompletedProcess[str], lines: int = 60) -> str:
+    return "\n".join((proc.stdout + proc.stderr).splitlines()[-lines:])
+
+
+@pytest.mark.parametrize(
+    ("target", "extra"),
+    [
+        ("pipelined_copy", []),
+        ("pipelined_fetch", []),
+        ("pipelined_remove", []),
+        ("pipelined_connection", ["-e", f"pstest_user={TEST_USER}", "--forks", "6"]),
+    ],
+)
+def test_integration_playbook(bed: Bed, target: str, extra: list[str]) -> None:
+    playbook = TARGETS / target / f"{target.removeprefix('pipelined_')}.yml"
+    proc = bed.run(
+        "ansible-playbook", "-e", f"@{bed.config}", *extra, str(playbook), cwd=TARGETS / target
+    )
+    assert proc.returncode == 0, tail(proc)
+    assert "failed=0" in proc.stdout
+
+
+@pytest.mark.latency
+def test_copy_playbook_through_the_latency_proxy(bed: Bed) -> None:
+    playbook = TARGETS / "pipelined_copy" / "copy.yml"
+    proc = bed.run(
+        "ansible-playbook",
+        "-e",
+        f"@{bed.config}",
+        "-e",
+        "sftp_fixture_group=latency_fixtures",
+        str(playbook),
+    )
+    assert proc.returncode == 0, tail(proc)
+    assert re.search(r"sshd_latency\s+: ok=\d+ .*failed=0", proc.stdout), tail(proc)
+
+
+def adhoc(bed: Bed, pattern: str, module: str, args: str, *flags: str) -> dict[str, Any]:
+    """Run `ansible PATTERN -m MODULE -a ARGS -o`; return {host: (status, result)}."""
+    proc = bed.run("ansible", pattern, "-m", module, "-a", args, "-o", *flags)
+    results: dict[str, Any] = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^(\S+) \| (\w+!?)(?::| =>) ?(.*)$", line)
+        if match:
+            host, status, rest = match.groups()
+            try:
+                body = json.loads(rest)
+            except json.JSONDecodeError:
+                body = {"msg": rest}
+            results[host] = (status.rstrip("!"), body)
+    assert results, tail(proc)
+    return results
+
+
+def test_adhoc_copy_is_idempotent_on_every_server(bed: Bed) -> None:
+    src = bed.workdir / "adhoc_src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(30):
+        (src / "sub" / f"f{i}.txt").write_text(f"{i}\n" * (i + 1))
+    args = f"src={src}/ dest={ADHOC_DEST}"
+    module = "pipelined.sftp.pipelined_copy"
+    checked = adhoc(bed, "all", module, args, "--check")
+    first = adhoc(bed, "all", module, args)
+    second = adhoc(bed, "all", module, args)
+    for host in ("sshd_fixture", "asyncssh_fixture", "sshd_latency"):
+        assert checked[host][0] == "CHANGED", checked[host]
+        assert first[host][0] == "CHANGED", first[host]
+        assert first[host][1]["files"] == 30
+        assert second[host][0] == "SUCCESS", second[host]
+        assert second[host][1]["bytes"] == 0 and second[host][1]["files"] == 0
+    removed = adhoc(
+        bed,
+        "all",
+        "pipelined.sftp.pipelined_remove",
+        f"path={ADHOC_DEST}",
+    )
+    assert all(status == "CHANGED" for status, _ in removed.values()), removed
+
+
+def test_adhoc_unreachable_and_bad_arguments(bed: Bed) -> None:
+    unreachable = adhoc(
+        bed,
+        "sshd_fixture",
+        "pipelined.sftp.pipelined_remove",
+        "path=/tmp/pipelined-nothing",
+        "-e",
+        "ansible_port=1",
+    )
+    status, body = unreachable["sshd_fixture"]
+    assert status == "UNREACHABLE", unreachable
+    assert "127.0.0.1:1" in str(body)
+    bad = adhoc(
+        bed, "sshd_fixture", "pipelined.sftp.pipelined_copy", "src=/tmp dest=/tmp/x links=sometimes"
+    )
+    status, body = bad["sshd_fixture"]
+    assert status == "FAILED"
+    assert "links" in body["msg"] and "sometimes" in body["msg"]
