@@ -33,7 +33,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     TransferOptions,
 )
 
-CHANNELS_PER_CONNECTION = int(os.environ.get("PSFTP_CHANNELS", "2"))
+CHANNELS_PER_CONNECTION = 2
+"""OpenSSH's sftp-server handles one request at a time per channel: two use both cores."""
 
 
 class TransferError(Exception):
@@ -92,11 +93,7 @@ async def push(
     extra_sessions, extra = await _extra_channels(session, options)
     try:
         runner = Push(session, channels, options, report, progress, extra)
-        try:
-            return await _run(report, channels, runner.push(src, dest))
-        finally:
-            if os.environ.get("PSFTP_DEBUG"):
-                print("DEBUG rtt", channels.rtt, "peak", channels.budget.peak, "files", files_in_flight(channels.rtt, options.max_files))
+        return await _run(report, channels, runner.push(src, dest))
     finally:
         if extra is not None:
             await extra.aclose()

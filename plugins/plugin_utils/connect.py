@@ -24,7 +24,7 @@ from asyncssh.encryption import get_default_encryption_algs
 from asyncssh.mac import get_default_mac_algs
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import BecomeSpec, ConnectionSpec
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 """Cheapest ciphers for asyncssh's per-packet CPU cost; asyncssh's defaults follow."""
@@ -619,13 +619,17 @@ class SSHSession:
 
     # -- sudo --------------------------------------------------------------------------
 
+    def _become(self) -> BecomeSpec:
+        if self.spec.become is None:
+            raise BecomeError(f"no become settings for {self.spec.display()}", unreachable=False)
+        return self.spec.become
+
     async def _with_sudo(self, attempt: Callable[[str | None], Awaitable[T]]) -> T:
         """attempt without a password (sudo -n), then with one when sudo asks and we have it.
 
         attempt gets sudo's password prompt, or None for sudo -n.
         """
-        become = self.spec.become
-        assert become is not None
+        become = self._become()
         if not self._sudo_needs_password:
             try:
                 return await attempt(None)
@@ -636,8 +640,7 @@ class SSHSession:
         return await attempt(_PROMPT_PREFIX + secrets.token_hex(8) + "]")
 
     def _sudo_command(self, argv: Sequence[str], prompt: str | None) -> str:
-        become = self.spec.become
-        assert become is not None
+        become = self._become()
         parts = [become.exe]
         parts += ["-n"] if prompt is None else ["-k", "-S", "-p", prompt]
         parts += ["-u", become.user, "--", *argv]
@@ -647,8 +650,12 @@ class SSHSession:
         self, prompt: str, stdin: asyncssh.SSHWriter[bytes], stderr: _Stderr, what: str
     ) -> None:
         """Answer sudo's password prompt once; BecomeError when it never comes."""
-        become = self.spec.become
-        assert become is not None and become.password is not None
+        become = self._become()
+        if become.password is None:
+            raise BecomeError(
+                f"sudo on {self.spec.display()} asks for a password and none was given",
+                unreachable=False,
+            )
         timeout = self.spec.connect_timeout or None
         try:
             async with asyncio.timeout(timeout):
@@ -705,8 +712,7 @@ class SSHSession:
                 await stderr.eof.wait()  # sudo's message may trail the channel close
         except TimeoutError:
             pass
-        become = self.spec.become
-        assert become is not None
+        become = self._become()
         host = self.spec.display()
         raw = bytes(stderr.data)
         if prompt is not None:

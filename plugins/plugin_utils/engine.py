@@ -197,8 +197,12 @@ class TreeRun(Generic[J]):
     def _done(self, node: DirNode) -> None:
         node.pending -= 1
         if node.pending == 0:
-            assert self._group is not None
-            self._group.create_task(self._finalize(node))
+            self._group_now().create_task(self._finalize(node))
+
+    def _group_now(self) -> asyncio.TaskGroup:
+        if self._group is None:
+            raise RuntimeError("TreeRun.run() is not running")
+        return self._group
 
     async def _finalize(self, node: DirNode) -> None:
         try:
@@ -217,8 +221,7 @@ class TreeRun(Generic[J]):
         await self._files.acquire()
         node.pending += 1
         self._live_files += 1
-        assert self._group is not None
-        self._group.create_task(self._file(node, work(*args, **kwargs)))
+        self._group_now().create_task(self._file(node, work(*args, **kwargs)))
 
     async def _file(self, node: DirNode, work: Awaitable[None]) -> None:
         try:

@@ -388,13 +388,13 @@ class Pull:
     async def link_single(
         self, src: Entry, existing: Entry | None, local: bytes, rel: bytes
     ) -> None:
-        assert src.target is not None
-        if existing is not None and existing.kind == "link" and os.readlink(local) == src.target:
+        target = src.target or b""
+        if existing is not None and existing.kind == "link" and os.readlink(local) == target:
             self.report.skipped += 1
             return
         if not self.options.check_mode:
             if existing is not None:
                 _remove_local(local)
-            os.symlink(src.target, local)
+            os.symlink(target, local)
         self.report.symlinks += 1
         (self.report.added if existing is None else self.report.changed_paths).add(_show(rel))

@@ -199,7 +199,7 @@ class Push:
 
     async def link(self, remote_dir: bytes, src: Entry, dst: Entry | None, rel: bytes) -> None:
         remote = join(remote_dir, src.name)
-        assert src.target is not None
+        target = src.target or b""
         if dst is not None and dst.kind == "link":
             try:
                 current: bytes | None = await read_link_target(
@@ -207,14 +207,14 @@ class Push:
                 )
             except SFTPError:
                 current = None  # unreadable: replace it like a link that differs
-            if current == src.target:
+            if current == target:
                 self.report.skipped += 1
                 return
         if not self.options.check_mode:
             client = self.ch.main
             tmp = join(remote_dir, temp_name(src.name))
             try:
-                await request(self.ch, client.symlink, tmp, src.target or b"")
+                await request(self.ch, client.symlink, tmp, target)
                 await rename_into_place(self.ch, client, tmp, remote)
             except SFTPError as exc:
                 self.run.fail(rel, exc)

@@ -354,7 +354,7 @@ async def _read_whole(
     channels: Channels, client: SFTPClient, handle: bytes, size: int, block: int
 ) -> list[bytes]:
     """All reads of a small file at once, plus one past the end to notice growth."""
-    offsets = list(range(0, size, block)) + [size]
+    offsets = [*list(range(0, size, block)), size]
     results = await asyncio.gather(
         *(request(channels, client.read, handle, at, block) for at in offsets),
         return_exceptions=True,
