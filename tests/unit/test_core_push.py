@@ -64,26 +64,27 @@ async def test_push_pull_block_boundaries(
     assert leftovers(back) == []
 
 
-@pytest.mark.parametrize("size", BOUNDARY_SIZES)
 async def test_single_file_boundaries(
-    target: Target, session: SSHSession, local_tmp: Path, size: int
+    target: Target, session: SSHSession, local_tmp: Path
 ) -> None:
     """A file source lands at dest; pulled back it is byte-identical with mode and time."""
-    data = pattern(size, seed=size)
-    write_file(local_tmp / "one", data, mode=0o604)
-    report = await api.push(session, str(local_tmp / "one"), target.rpath("copy"), SMALL_BLOCKS)
-    assert failures(report) == []
-    assert (report.files, report.bytes) == (1, size)
-    dest = target.lpath("copy")
-    assert dest.read_bytes() == data
-    assert (dest.stat().st_mode & 0o7777, int(dest.stat().st_mtime)) == (0o604, FIXED_MTIME)
+    for size in BOUNDARY_SIZES:
+        data = pattern(size, seed=size)
+        one, copy, back = f"one{size}", f"copy{size}", local_tmp / f"back{size}"
+        write_file(local_tmp / one, data, mode=0o604)
+        report = await api.push(session, str(local_tmp / one), target.rpath(copy), SMALL_BLOCKS)
+        assert failures(report) == []
+        assert (report.files, report.bytes) == (1, size)
+        dest = target.lpath(copy)
+        assert dest.read_bytes() == data
+        assert (dest.stat().st_mode & 0o7777, int(dest.stat().st_mtime)) == (0o604, FIXED_MTIME)
 
-    report = await api.pull(session, target.rpath("copy"), str(local_tmp / "back"), SMALL_BLOCKS)
-    assert failures(report) == []
-    assert (report.files, report.bytes) == (1, size)
-    back = local_tmp / "back"
-    assert back.read_bytes() == data
-    assert (back.stat().st_mode & 0o7777, int(back.stat().st_mtime)) == (0o604, FIXED_MTIME)
+        report = await api.pull(session, target.rpath(copy), str(back), SMALL_BLOCKS)
+        assert failures(report) == []
+        assert (report.files, report.bytes) == (1, size)
+        assert back.read_bytes() == data
+        assert (back.stat().st_mode & 0o7777, int(back.stat().st_mtime)) == (0o604, FIXED_MTIME)
+    assert leftovers(target.local) == [] and leftovers(local_tmp) == []
 
 
 async def test_second_push_and_pull_change_nothing(
