@@ -296,7 +296,7 @@ async def test_atomic_never_shows_a_partial_file(
 
         async def open_(path: bytes, *args: object, **kw: object) -> bytes:
             opened.append(path)
-            return await real_open(path, *args, **kw)  # type: ignore[no-any-return]
+            return await real_open(path, *args, **kw)
 
         async def write(handle: bytes, offset: int, data: bytes) -> None:
             for name in ("big", "small"):
@@ -308,7 +308,7 @@ async def test_atomic_never_shows_a_partial_file(
 
     hooked = HookedSession(session, hook)
     options = TransferOptions(large_file_threshold=1 * MIB, block_size=64 * KIB)
-    report = await api.push(hooked, f"{src}/", target.rpath("dst"), options)  # type: ignore[arg-type]
+    report = await api.push(hooked, f"{src}/", target.rpath("dst"), options)
     assert failures(report) == []
     # at every WRITE, each final name held either its old or its complete new content
     assert seen_at_final <= {b"old big", b"old small", b"new"}
@@ -321,7 +321,7 @@ async def test_atomic_never_shows_a_partial_file(
     opened.clear()
     write_file(src / "small", pattern(10 * KIB, seed=3), mtime=FIXED_MTIME + 1)
     report = await api.push(
-        hooked,  # type: ignore[arg-type]
+        hooked,
         f"{src}/",
         target.rpath("dst"),
         TransferOptions(atomic=False),
@@ -368,7 +368,7 @@ async def test_large_source_growing_during_push_leaves_nothing(
 
     options = TransferOptions(large_file_threshold=1 * MIB, block_size=64 * KIB)
     report = await api.push(
-        HookedSession(session, hook),  # type: ignore[arg-type]
+        HookedSession(session, hook),
         f"{src}/",
         target.rpath("dst"),
         options,
@@ -397,13 +397,13 @@ async def test_pull_of_a_file_growing_on_the_server_is_reported(
         async def read(handle: bytes, offset: int, length: int) -> bytes:
             with open(remote, "ab") as grow:
                 grow.write(b"more")
-            return await real_read(handle, offset, length)  # type: ignore[no-any-return]
+            return await real_read(handle, offset, length)
 
         client.read = read  # type: ignore[attr-defined]
 
     back = local_tmp / "back"
     report = await api.pull(
-        HookedSession(session, hook),  # type: ignore[arg-type]
+        HookedSession(session, hook),
         target.rpath("tree"),
         str(back),
         TransferOptions(block_size=64 * KIB),
