@@ -7,24 +7,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
     AdapterError,
     become_spec,
     connection_spec,
     jump_chain,
-)
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
-    ConnectError,
-    SSHSession,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
@@ -124,6 +120,10 @@ EXAMPLES = r"""
     - ansible.builtin.ping:
 """
 
+if TYPE_CHECKING:  # asyncssh loads only when a task connects without the persistent process
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
+
 display = Display()
 
 _HOST_KEY_POLICIES = ("strict", "accept-new", "off")
@@ -205,8 +205,10 @@ class Connection(ConnectionBase):
         if self.get_option("persistent"):
             self._socket = self._ensure_server(spec)
         else:
+            from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux as server
+
             try:
-                self._direct = self._run(mux.open_connection(spec))
+                self._direct = self._run(server.open_connection(spec))
             except mux.MuxError as exc:
                 raise _failure(exc) from None
         self._connected = True
@@ -237,10 +239,12 @@ class Connection(ConnectionBase):
         result: tuple[int, bytes, bytes] = self._run(self._exec(cmd, in_data, sudoable))
         return result
 
-    async def _start(self, cmd: str) -> mux.MuxExec | mux.DirectExec:
+    async def _start(self, cmd: str) -> mux.MuxExec | DirectExec:
         if self._direct is not None:
+            from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
+
             try:
-                return await mux.DirectExec.start(self._direct.conn, cmd)
+                return await DirectExec.start(self._direct.conn, cmd)
             except (OSError, Exception) as exc:
                 raise AnsibleConnectionFailure(
                     f"Cannot run a command on {self._spec_display()}: {exc}"
@@ -373,8 +377,14 @@ class Connection(ConnectionBase):
             self._run(how(session, src, dest))
         except files.TransferError as exc:
             raise AnsibleError(str(exc)) from None
-        except (ConnectError, mux.MuxError) as exc:
-            raise AnsibleConnectionFailure(str(exc)) from None
+        except mux.MuxError as exc:
+            raise _failure(exc) from None
+        except Exception as exc:
+            if type(exc).__name__ in ("ConnectError", "HostKeyError", "AuthError", "BecomeError"):
+                if getattr(exc, "unreachable", False):
+                    raise AnsibleConnectionFailure(str(exc)) from None
+                raise AnsibleError(str(exc)) from None
+            raise
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -418,7 +428,7 @@ def _failure(exc: mux.MuxError) -> AnsibleError:
     return AnsibleError(str(exc))
 
 
-async def _send(channel: mux.MuxExec | mux.DirectExec, data: bytes | None) -> None:
+async def _send(channel: mux.MuxExec | DirectExec, data: bytes | None) -> None:
     if data:
         channel.write(data)
     channel.write_eof()

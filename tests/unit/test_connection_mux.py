@@ -21,7 +21,7 @@ from test_connection_support import (
     run_sshd,
 )
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_CREAT,
     FXF_READ,
