@@ -22,6 +22,7 @@ from test_connection_support import (
 )
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_CREAT,
     FXF_READ,
@@ -250,3 +251,21 @@ def test_unreachable_port(control: Path) -> None:
         mux.ensure_server(spec, directory=str(control))
     assert info.value.kind == "unreachable"
     assert str(spec.port) in str(info.value)
+
+
+def test_put_and_get_through_the_core(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    spec = _spec(sshd)
+    session = mux.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
+    local = tmp_path / "local.bin"
+    data = os.urandom(5 * 1024 * 1024 + 3)
+    local.write_bytes(data)
+    local.chmod(0o640)
+    remote = tmp_path / "remote.bin"
+    back = tmp_path / "back.bin"
+    asyncio.run(files.put(session, str(local), str(remote)))
+    assert remote.read_bytes() == data
+    assert remote.stat().st_mode & 0o777 == 0o640
+    asyncio.run(files.get(session, str(remote), str(back)))
+    assert back.read_bytes() == data
+    with pytest.raises(files.TransferError, match="no-such-file"):
+        asyncio.run(files.get(session, str(tmp_path / "no-such-file"), str(back)))
