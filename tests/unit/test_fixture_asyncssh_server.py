@@ -91,3 +91,19 @@ def test_threaded_server_from_sync_code(asyncssh_server_threaded: AsyncSSHServer
 
     assert "from-thread" in asyncio.run(upload())
     assert (asyncssh_server_threaded.root / "from-thread").read_bytes() == b"ok"
+
+
+async def test_readlink_returns_stored_targets(asyncssh_server: AsyncSSHServer) -> None:
+    root = asyncssh_server.root
+    (root / "sub").mkdir()
+    (root / "sub" / "rel").symlink_to("../file")
+    (root / "sub" / "up-and-out").symlink_to("../../outside")
+    (root / "abs-outside").symlink_to("/etc/hostname")
+    (root / "abs-inside").symlink_to(root / "sub")
+    async with await asyncssh_server.connect() as conn, conn.start_sftp_client() as sftp:
+        assert await sftp.readlink("/sub/rel") == "../file"
+        assert await sftp.readlink("/sub/up-and-out") == "../../outside"
+        assert await sftp.readlink("/abs-outside") == "/etc/hostname"
+        assert await sftp.readlink("/abs-inside") == "/sub"
+        await sftp.symlink("/sub", "/made-absolute")
+        assert await sftp.readlink("/made-absolute") == "/sub"
