@@ -24,6 +24,7 @@ from tools.run_integration import COLLECTIONS, FIXTURE_GROUP, ensure_collection_
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / ".work" / "demo"
 COMMAND_TIMEOUT_SECONDS = 300
+PLAYBOOK = REPO_ROOT / "tools" / "demo" / "playbook.yml"
 
 
 @contextlib.contextmanager
@@ -82,6 +83,21 @@ def main() -> int:
         started = time.monotonic()
         ansible(["ansible", "-i", str(inventory), FIXTURE_GROUP, "-m", "ansible.builtin.ping"])
         print(f"\ndemo: both servers answered over ssh in {time.monotonic() - started:.1f} s")
+        started = time.monotonic()
+        ansible(
+            [
+                "ansible-playbook",
+                "-i",
+                str(inventory),
+                "-e",
+                f"demo_src={DEMO_DIR / 'src'}",
+                "-e",
+                f"demo_dir={DEMO_DIR}",
+                str(PLAYBOOK),
+            ]
+        )
+        elapsed = time.monotonic() - started
+        print(f"\ndemo: copy, copy again, fetch, compare, remove in {elapsed:.1f} s")
     print("demo: servers stopped")
     return 0
 
