@@ -66,9 +66,12 @@ async def open_connection(spec: ConnectionSpec) -> SSHSession:
 class MuxServer:
     """Serves exec and sftp requests over a unix socket on one SSH connection."""
 
-    def __init__(self, session: SSHSession, idle_timeout: float) -> None:
+    def __init__(self, session: SSHSession, idle_timeout: float, path: str, ino: int) -> None:
         self.session = session
         self.conn = session.conn
+        self.path = path
+        self._ino = ino
+        self._server: asyncio.Server | None = None
         self.idle_timeout = idle_timeout
         self.active = 0
         self.last_activity = time.monotonic()
@@ -77,6 +80,7 @@ class MuxServer:
     async def serve(self, sock: socket.socket) -> None:
         """Accept clients on ``sock`` until idle, stopped, or the SSH connection is gone."""
         server = await asyncio.start_unix_server(self._client, sock=sock)
+        self._server = server
         try:
             closed = asyncio.ensure_future(self.conn.wait_closed())
             stopped = asyncio.ensure_future(self.stop.wait())
@@ -91,7 +95,15 @@ class MuxServer:
                 closed.cancel()
                 stopped.cancel()
         finally:
-            server.close()
+            self.retire()
+
+    def retire(self) -> None:
+        """Stop taking clients at once: remove our socket file and close the listener."""
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self.path).st_ino == self._ino:
+                os.unlink(self.path)
+        if self._server is not None:
+            self._server.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.active += 1
@@ -104,6 +116,7 @@ class MuxServer:
             if op == "ping":
                 writer.write(mp.json_frame(mp.OK, {"pid": os.getpid()}))
             elif op == "stop":
+                self.retire()  # before answering: the next client must find a new process
                 writer.write(mp.json_frame(mp.OK, {}))
                 self.stop.set()
             elif op == "exec":
@@ -295,14 +308,12 @@ async def _serve_main(spec: ConnectionSpec, path: str, idle_timeout: float) -> i
             _report({"ok": True, "pid": None})
             return 0
         sock, ino = bound
-        server = MuxServer(session, idle_timeout)
+        server = MuxServer(session, idle_timeout, path, ino)
         _report({"ok": True, "pid": os.getpid()})
         try:
             await server.serve(sock)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                if os.stat(path).st_ino == ino:
-                    os.unlink(path)
+            server.retire()
             sock.close()
     finally:
         await session.aclose()

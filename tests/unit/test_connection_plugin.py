@@ -289,3 +289,57 @@ def test_wrong_key_and_wrong_password_are_unreachable(
     )
     assert "auth" in out.lower() or "permission denied" in out.lower()
     assert "definitely-wrong" not in out
+
+
+def test_jump_host_is_used(sshd: Sshd, control: Path) -> None:
+    through = sshd.inventory(
+        "jump",
+        ansible_ssh_common_args=(
+            f"-o UserKnownHostsFile={sshd.known_hosts} -J root@127.0.0.1:{sshd.port}"
+        ),
+    )
+    ok = _run("ansible", ["-i", str(through), "all", "-c", PLUGIN, "-m", "ping"], control)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    from test_connection_support import free_port
+
+    dead = free_port()
+    broken = sshd.inventory("jump-dead", ansible_asyncssh_jump_host=f"root@127.0.0.1:{dead}")
+    out = _unreachable(
+        _run("ansible", ["-i", str(broken), "all", "-c", PLUGIN, "-m", "ping"], control)
+    )
+    assert str(dead) in out
+
+
+def test_accept_new_records_the_host_key(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    known = tmp_path / "fresh_known_hosts"
+    known.write_text("")
+    strict = sshd.inventory("strict-new", ansible_asyncssh_known_hosts_file=str(known))
+    _unreachable(_run("ansible", ["-i", str(strict), "all", "-c", PLUGIN, "-m", "ping"], control))
+    accept = sshd.inventory(
+        "accept-new",
+        ansible_asyncssh_known_hosts_file=str(known),
+        ansible_asyncssh_host_key_policy="accept-new",
+    )
+    ok = _run("ansible", ["-i", str(accept), "all", "-c", PLUGIN, "-m", "ping"], control)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert sshd.host_key_line.split()[2] in known.read_text()
+
+
+def test_reset_connection_restarts_the_process(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    playbook = tmp_path / "reset.yml"
+    playbook.write_text(
+        "- hosts: target\n  gather_facts: false\n  tasks:\n"
+        "    - command: echo before\n"
+        "    - meta: reset_connection\n"
+        "    - command: echo after\n"
+        "      register: after\n"
+        "    - assert: {that: [after.stdout == 'after']}\n"
+    )
+    inventory = sshd.inventory("reset", ansible_connection=PLUGIN)
+    first = _run("ansible", ["-i", str(inventory), "all", "-m", "ping"], control)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (socket_path,) = control.glob("*.sock")
+    pid = mux.ping(str(socket_path))
+    result = _run("ansible-playbook", ["-i", str(inventory), str(playbook)], control)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mux.ping(str(socket_path)) not in (None, pid)
