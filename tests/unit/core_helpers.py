@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Report
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
@@ -87,19 +85,6 @@ def set_tree_times(root: Path, mtime: int = FIXED_MTIME) -> None:
     """Set every directory's mtime (bottom up) so directory times are comparable."""
     for dirpath, _dirs, _files in os.walk(root, topdown=False):
         os.utime(dirpath, (mtime, mtime))
-
-
-ASYNCSSH_READLINK_BUG = (
-    "asyncssh 2.24.1's chrooted SFTPServer.readlink resolves a relative link target against "
-    "the server process's working directory, not the link's directory, and answers "
-    "'File not found': the fixture needs a readlink that returns the raw target"
-)
-
-
-def expect_asyncssh_readlink_bug(request: pytest.FixtureRequest, target: Target) -> None:
-    """Mark the running test as an expected failure on the asyncssh server (see above)."""
-    if target.name == "asyncssh":
-        request.applymarker(pytest.mark.xfail(reason=ASYNCSSH_READLINK_BUG, strict=True))
 
 
 def failures(report: Report) -> list[tuple[str, str]]:

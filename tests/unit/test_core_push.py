@@ -94,6 +94,7 @@ async def test_second_push_and_pull_change_nothing(
     _boundary_tree(src)
     (src / "sub" / "deeper").mkdir(parents=True)
     write_file(src / "sub" / "deeper" / "x", b"x")
+    os.symlink("f000001", src / "link")
     set_tree_times(src)
     first = await api.push(session, str(src), target.rpath("d"), SMALL_BLOCKS)
     assert failures(first) == [] and first.changed
@@ -101,7 +102,7 @@ async def test_second_push_and_pull_change_nothing(
     assert failures(second) == []
     assert not second.changed
     assert (second.bytes, second.files, second.dirs, second.symlinks) == (0, 0, 0, 0)
-    assert second.skipped == len(BOUNDARY_SIZES) + 1  # files + x
+    assert second.skipped == len(BOUNDARY_SIZES) + 2  # files + x + link
     assert_same_tree(src, target.lpath("d", "src"))
 
     back = local_tmp / "back"

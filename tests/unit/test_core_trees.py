@@ -13,7 +13,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHS
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import MIB, TransferOptions
 from tests.fixtures.compare import assert_same_tree, tree_summary
 from tests.fixtures.trees import generate
-from tests.unit.core_helpers import Target, expect_asyncssh_readlink_bug, failures, leftovers
+from tests.unit.core_helpers import Target, failures, leftovers
 
 pytest_plugins = ("tests.unit.core_fixtures",)
 
@@ -51,14 +51,8 @@ def _chroot_rewrites(target: Target, src: Path) -> Callable[[bytes], bool] | Non
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 async def test_shape_round_trip(
-    target: Target,
-    session: SSHSession,
-    local_tmp: Path,
-    shape: str,
-    request: pytest.FixtureRequest,
+    target: Target, session: SSHSession, local_tmp: Path, shape: str
 ) -> None:
-    if shape == "symlinks":
-        expect_asyncssh_readlink_bug(request, target)
     src = local_tmp / "src"
     info = generate(shape, src, seed=7, **SHAPES[shape])
     counts = tree_summary(src)
