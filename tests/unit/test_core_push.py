@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (
     FIXED_MTIME,
@@ -147,3 +147,17 @@ async def test_missing_source_is_one_sentence(
         await api.pull(session, target.rpath("nope"), str(local_tmp / "x"), TransferOptions())
     assert "nope" in str(info.value)
     assert not (local_tmp / "x").exists()
+
+
+async def test_large_file_over_two_connections(
+    target: Target, session: SSHSession, local_tmp: Path
+) -> None:
+    size = 5 * MIB + 3
+    data = pattern(size, seed=11)
+    write_file(local_tmp / "big", data)
+    options = TransferOptions(connections=2, large_file_threshold=1 * MIB, block_size=64 * KIB)
+    report = await api.push(session, str(local_tmp / "big"), target.rpath("big"), options)
+    assert failures(report) == []
+    assert (report.files, report.bytes) == (1, size)
+    assert target.lpath("big").read_bytes() == data
+    assert leftovers(target.local) == []
