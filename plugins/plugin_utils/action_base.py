@@ -249,7 +249,7 @@ class PipelinedAction(ActionBase):  # type: ignore[misc]
         result: dict[str, Any] = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        _, args = self.validate_argument_spec(self.ARGUMENT_SPEC)
+        args = self.validate_argument_spec(self.ARGUMENT_SPEC)[1]
         host = str(task_vars.get("inventory_hostname") or self._play_context.remote_addr)
         if self._task.delegate_to:
             host = f"{self._task.delegate_to} (delegated for {host})"

@@ -176,7 +176,7 @@ def _parse_jump_host(text: str) -> tuple[str | None, str, int]:
         text = text[len("ssh://") :].rstrip("/")
     user: str | None = None
     if "@" in text:
-        user, _, text = text.rpartition("@")
+        user, _at, text = text.rpartition("@")
     port = 22
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -185,7 +185,7 @@ def _parse_jump_host(text: str) -> tuple[str | None, str, int]:
         if rest.startswith(":"):
             port = int(_number("jump port", rest[1:]))
     elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
+        host, _colon, port_text = text.partition(":")
         port = int(_number("jump port", port_text))
     else:
         host = text

@@ -181,7 +181,7 @@ def test_adhoc_copy_is_idempotent_on_every_server(bed: Bed) -> None:
         "pipelined.sftp.pipelined_remove",
         f"path={ADHOC_DEST}",
     )
-    assert all(status == "CHANGED" for status, _ in removed.values()), removed
+    assert all(status == "CHANGED" for status, _body in removed.values()), removed
 
 
 def test_adhoc_unreachable_and_bad_arguments(bed: Bed) -> None:

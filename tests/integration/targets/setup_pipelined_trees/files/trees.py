@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Make and compare the directory trees the pipelined_* integration playbooks transfer.
 
 ``trees.py make DIR`` writes a fresh tree (small files in nested directories, one 2 MiB file,
