@@ -187,9 +187,10 @@ def full_path(root: str, path: str) -> str:
     if not root or path.startswith("/"):
         return path
     path = path.strip("/")
+    base = root.rstrip("/") or "/"
     if path in ("", "."):
-        return root
-    return root.rstrip("/") + "/" + path
+        return base
+    return base.rstrip("/") + "/" + path
 
 
 def anchor_failures(report: Report, root: str) -> None:
