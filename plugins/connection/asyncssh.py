@@ -164,9 +164,8 @@ class Connection(ConnectionBase):
                 raise AnsibleError(
                     f"host_key_policy {policy!r} is not one of {', '.join(_HOST_KEY_POLICIES)}."
                 )
-            changes["host_key_policy"] = "off" if spec.host_key_policy == "off" else policy
-            if not self.get_option("host_key_checking"):
-                changes["host_key_policy"] = "off"
+            # an explicit policy beats StrictHostKeyChecking; host_key_checking=false beats both
+            changes["host_key_policy"] = policy if self.get_option("host_key_checking") else "off"
         known_hosts = self.get_option("known_hosts_file")
         if known_hosts:
             changes["known_hosts"] = os.path.expanduser(str(known_hosts))
@@ -326,27 +325,39 @@ class Connection(ConnectionBase):
 
     # -- files ---------------------------------------------------------------------
 
-    def get_core_session(self) -> mux.MuxSession | SSHSession:
-        """A core Session on this connection, for the collection's action plugins.
+    def get_core_session(self, become: bool = True) -> Any:
+        """A core Session (spec, open_sftp, exec, aclose) on this connection, for actions.
 
-        Persistent: backed by the persistent process (any event loop may use it; with
-        become, SFTP runs under sudo on a connection of its own). Otherwise: the session this
-        plugin opened in its own event loop.
+        With ``become`` and a become plugin on the task, SFTP channels and commands run under
+        sudo (the become plugin's user, exe and password). Run its coroutines with
+        :meth:`run_core`, which works whether or not the connection is persistent. Closing the
+        session never closes this plugin's connection.
         """
         self._connect()
         assert self._spec is not None
-        if self._direct is not None:
-            return self._direct
-        assert self._socket is not None
         spec = self._spec
-        if self.become is not None:
+        if become and self.become is not None:
             try:
                 spec = dataclasses.replace(
                     spec, become=become_spec(self.become, self._inventory_name())
                 )
             except AdapterError as exc:
                 raise AnsibleError(str(exc)) from None
+        if self._direct is not None:
+            from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
+                SSHSession,
+            )
+
+            return _Borrowed(SSHSession(spec, self._direct.conn))
+        assert self._socket is not None
+        if mux.ping(self._socket) is None:
+            self._socket = self._ensure_server(self._spec)
         return mux.MuxSession(spec, self._socket)
+
+    def run_core(self, coro: Any) -> Any:
+        """Run a coroutine using a session from :meth:`get_core_session` to completion."""
+        self._connect()
+        return self._run(coro)
 
     def _file_session(self) -> mux.MuxSession | SSHSession:
         assert self._spec is not None
@@ -410,6 +421,23 @@ class Connection(ConnectionBase):
         self._loop = None
         self._socket = None
         self._connected = False
+
+
+class _Borrowed:
+    """A core session on this plugin's in-process connection; aclose leaves it open."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.spec = session.spec
+
+    async def open_sftp(self) -> Any:
+        return await self._session.open_sftp()
+
+    async def exec(self, command: str, stdin: bytes | None = None) -> Any:
+        return await self._session.exec(command, stdin)
+
+    async def aclose(self) -> None:
+        """Nothing to close: the connection belongs to the plugin."""
 
 
 def _rehome(hop: ConnectionSpec, target: ConnectionSpec) -> ConnectionSpec:

@@ -343,3 +343,73 @@ def test_reset_connection_restarts_the_process(sshd: Sshd, control: Path, tmp_pa
     result = _run("ansible-playbook", ["-i", str(inventory), str(playbook)], control)
     assert result.returncode == 0, result.stdout + result.stderr
     assert mux.ping(str(socket_path)) not in (None, pid)
+
+
+PROBE_ACTION = """
+from ansible.plugins.action import ActionBase
+
+
+class ActionModule(ActionBase):
+    def run(self, tmp=None, task_vars=None):
+        conn = self._connection
+        session = conn.get_core_session()
+
+        async def probe():
+            try:
+                done = await session.exec("id -un")
+                client = await session.open_sftp()
+                try:
+                    await client.lstat(b"/root/.")  # needs search permission on /root
+                    root_dir = True
+                except Exception:
+                    root_dir = False
+                finally:
+                    await client.aclose()
+                return done.stdout.decode().strip(), root_dir
+            finally:
+                await session.aclose()
+
+        try:
+            user, root_dir = conn.run_core(probe())
+        except Exception:
+            return {"failed": True, "msg": traceback.format_exc()}
+        after = conn.exec_command("echo still-open", sudoable=False)[1].decode().strip()
+        return {"changed": False, "user": user, "root_dir": root_dir, "after": after}
+"""
+
+
+@pytest.mark.parametrize("persistent", ["true", "false"])
+def test_core_session_for_actions(
+    sshd: Sshd, control: Path, tmp_path: Path, persistent: str
+) -> None:
+    (tmp_path / "action_plugins").mkdir()
+    (tmp_path / "action_plugins" / "core_probe.py").write_text(PROBE_ACTION)
+    playbook = tmp_path / "probe.yml"
+    playbook.write_text(
+        "- hosts: target\n  gather_facts: false\n  tasks:\n"
+        "    - core_probe:\n      register: plain\n"
+        "    - core_probe:\n      become: true\n      register: root\n"
+        "    - copy: {dest: '{{ local }}/probe.json', content: '{{ [plain, root] | to_json }}'}\n"
+        "      delegate_to: localhost\n"
+        "      vars: {ansible_connection: local}\n"
+    )
+    inventory = sshd.inventory(
+        f"probe-{persistent}",
+        ansible_connection=PLUGIN,
+        ansible_user=BECOME_USER,
+        ansible_password=BECOME_PASSWORD,
+        ansible_ssh_private_key_file=None,
+        ansible_become_password=BECOME_PASSWORD,
+        ansible_asyncssh_persistent=persistent,
+    )
+    result = _run(
+        "ansible-playbook",
+        ["-i", str(inventory), str(playbook), "-e", f"local={tmp_path}"],
+        control,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    plain, root = json.loads((tmp_path / "probe.json").read_text())
+    assert (plain["user"], plain["root_dir"]) == (BECOME_USER, False)
+    assert (root["user"], root["root_dir"]) == ("root", True)
+    assert plain["after"] == root["after"] == "still-open"
+    assert bool(mux_processes(control)) == (persistent == "true")
