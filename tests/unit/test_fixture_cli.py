@@ -57,7 +57,7 @@ def test_server_and_proxy_command_lines(tmp_path: Path) -> None:
                     known_hosts=str(known_hosts),
                     agent_path=None,
                 ) as conn:
-                    return (await conn.run("pwd", check=True)).stdout
+                    return str((await conn.run("pwd", check=True)).stdout)
 
             assert asyncio.run(run()).strip() == endpoint["local_root"]
         finally:
