@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.asyncssh_server import asyncssh_server_thread
+from tests.fixtures.asyncssh_server import TEST_PASSWORD, asyncssh_server_thread
 from tests.fixtures.latency_proxy import latency_proxy_thread
 from tests.fixtures.sshd import TEST_USER, ensure_user, sshd_server
 from tools.run_integration import host_vars
@@ -39,26 +39,31 @@ pytestmark = [pytest.mark.sshd, pytest.mark.asyncssh_server, pytest.mark.slow]
 
 
 class Bed:
-    """The running servers and the files that describe them to Ansible."""
+    """Running servers, and the inventory (and integration config) that describe them."""
 
-    def __init__(self, workdir: Path, hosts: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, workdir: Path, inventory: dict[str, Any], config: dict[str, Any]) -> None:
         self.workdir = workdir
         self.inventory = workdir / "inventory.yml"
         self.config = workdir / "integration_config.yml"
+        (workdir / "work").mkdir(exist_ok=True)
+        self.inventory.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    @classmethod
+    def of(cls, workdir: Path, hosts: dict[str, dict[str, Any]]) -> Bed:
+        """sshd_latency in group latency_fixtures, every other host in sftp_fixtures."""
         groups = {
             "sftp_fixtures": {k: v for k, v in hosts.items() if k != "sshd_latency"},
             "latency_fixtures": {"sshd_latency": hosts["sshd_latency"]},
         }
         inventory = {"all": {"children": {g: {"hosts": h} for g, h in groups.items()}}}
-        self.inventory.write_text(yaml.safe_dump(inventory), encoding="utf-8")
         config = {
-            "sftp_fixture_inventory": str(self.inventory),
+            "sftp_fixture_inventory": str(workdir / "inventory.yml"),
             "sftp_fixture_group": "sftp_fixtures",
             "sftp_fixture_hosts": groups["sftp_fixtures"],
             "sftp_fixture_workdir": str(workdir / "work"),
         }
-        (workdir / "work").mkdir()
-        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return cls(workdir, inventory, config)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -102,7 +107,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             "asyncssh_fixture": host_vars(embedded.endpoint()),
             "sshd_latency": host_vars(slow),
         }
-        yield Bed(workdir, hosts)
+        yield Bed.of(workdir, hosts)
 
 
 def tail(proc: subprocess.CompletedProcess[str], lines: int = 60) -> str:
@@ -202,3 +207,29 @@ def test_adhoc_unreachable_and_bad_arguments(bed: Bed) -> None:
     status, body = bad["sshd_fixture"]
     assert status == "FAILED"
     assert "links" in body["msg"] and "sometimes" in body["msg"]
+
+
+def test_password_login_and_a_wrong_password(tmp_path: Path) -> None:
+    """ansible_password reaches the server; a wrong one is unreachable and never echoed."""
+    with asyncssh_server_thread(password=True) as server:
+        variables = host_vars(server.endpoint())
+        del variables["ansible_ssh_private_key_file"]
+        variables["ansible_ssh_common_args"] += " -o IdentitiesOnly=yes"
+        inventory = {
+            "all": {
+                "hosts": {
+                    "pw_host": {**variables, "ansible_password": TEST_PASSWORD},
+                    "bad_pw_host": {**variables, "ansible_password": "wrong-secret-1234"},
+                }
+            }
+        }
+        bed = Bed(tmp_path, inventory, {})
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "a.txt").write_text("a\n")
+        results = adhoc(bed, "all", "pipelined.sftp.pipelined_copy", f"src={src}/ dest=/pw")
+    status, body = results["pw_host"]
+    assert status == "CHANGED" and body["files"] == 1, results
+    status, body = results["bad_pw_host"]
+    assert status == "UNREACHABLE", results
+    assert "wrong-secret-1234" not in json.dumps(body)
