@@ -39,7 +39,8 @@ options:
     description:
       - What to do with symbolic links found in the source tree.
       - V(preserve) recreates each link as a link with the same target (never followed).
-      - V(follow) copies what the link points to; links pointing outside the tree are followed too.
+      - V(follow) copies what the link points to, as long as it stays inside the source tree;
+        links leading outside the tree or into a loop are reported as failures, never followed.
       - V(skip) leaves links out and counts them as skipped.
     type: str
     choices: [preserve, follow, skip]
@@ -62,8 +63,11 @@ options:
     default: false
   exclude:
     description:
-      - Glob patterns (as in C(fnmatch)) of paths to leave out, matched against each entry's
-        path relative to the source root and against its name.
+      - Shell glob patterns (C(fnmatch), case-sensitive) of entries to leave out, as rsync users
+        expect. A pattern without C(/) matches an entry's name at any depth (V(*.pyc),
+        V(__pycache__)); a pattern with C(/) matches the path relative to the source root
+        (V(logs/*.gz)); a trailing C(/) restricts a pattern to directories (V(cache/)).
+      - An excluded directory is not descended into.
       - Excluded destination entries are kept even with O(delete=true).
     type: list
     elements: str
