@@ -318,6 +318,11 @@ class Push:
             self.run.fail(
                 relative(job.rel, name), "the symlink points outside the source tree; not followed"
             )
+        for name in listing.loops:
+            self.run.fail(
+                relative(job.rel, name),
+                "the symlink leads back to a directory above it (a loop); not followed",
+            )
         checksum_candidates: list[tuple[Entry, Entry]] = []
         for src in listing.entries:
             rel = relative(job.rel, src.name)

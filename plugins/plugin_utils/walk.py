@@ -7,7 +7,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
@@ -85,12 +85,29 @@ class LocalListing:
     entries: list[Entry]
     escaped: list[bytes]
     """Names of symlinks skipped under links=follow because they leave the source root."""
+    loops: list[bytes] = field(default_factory=list)
+    """Names of directory symlinks skipped under links=follow: they lead back to `path`
+    or one of its ancestors, so following them would never end."""
+
+
+def real_chain(path: bytes, root: bytes) -> set[bytes]:
+    """Real paths of `root`, of `path` and of every directory between them."""
+    chain = {os.path.realpath(root)}
+    current = root
+    rel = os.path.relpath(path, root)
+    if rel != b".":
+        for part in rel.split(b"/"):
+            current = os.path.join(current, part)
+            chain.add(os.path.realpath(current))
+    return chain
 
 
 def list_local_dir(path: bytes, follow_links: bool, root: bytes) -> LocalListing:
     """Entries of one local directory (blocking: run it in a thread)."""
     entries: list[Entry] = []
     escaped: list[bytes] = []
+    loops: list[bytes] = []
+    chain: set[bytes] | None = None
     real_root = os.path.realpath(root)
     with os.scandir(path) as it:
         for item in it:
@@ -104,10 +121,16 @@ def list_local_dir(path: bytes, follow_links: bool, root: bytes) -> LocalListing
                         escaped.append(item.name)
                         continue
                     entry = entry_from_stat(item.name, os.stat(item.path))
+                    if entry.kind == "dir":
+                        if chain is None:
+                            chain = real_chain(path, root)
+                        if resolved in chain:
+                            loops.append(item.name)
+                            continue
                 else:
                     entry.target = os.readlink(item.path)
             entries.append(entry)
-    return LocalListing(entries, escaped)
+    return LocalListing(entries, escaped, loops)
 
 
 def list_local_dir_or_empty(path: bytes) -> dict[bytes, Entry]:
