@@ -94,6 +94,7 @@ class Pull:
         )
         self.remote_root = b""
         self.local_root = b""
+        self._real_root: bytes | None = None
 
     async def fetch(
         self, remote_dir: bytes, local_dir: bytes, src: Entry, rel: bytes, is_new: bool
@@ -238,9 +239,20 @@ class Pull:
             except SFTPError as exc:
                 self.run.fail(rel, exc)
                 return
-            root = self.remote_root.rstrip(b"/")
-            if not (real == root or real.startswith(root + b"/")):
+            try:
+                root = await self.real_root()
+                inside = real == root or real.startswith(root.rstrip(b"/") + b"/")
+                loop = inside and followed.is_dir and real in await self.real_chain(remote)
+            except SFTPError as exc:
+                self.run.fail(rel, exc)
+                return
+            if not inside:
                 self.run.fail(rel, "the symlink points outside the source tree; not followed")
+                return
+            if loop:
+                self.run.fail(
+                    rel, "the symlink leads back to a directory above it (a loop); not followed"
+                )
                 return
             src = entry_from_attrs(src.name, followed)
         if (
@@ -287,6 +299,22 @@ class Pull:
                 await self.run.start_file(node, self.link, remote, local, src, dst, rel)
         else:
             self.report.specials += 1
+
+    async def real_root(self) -> bytes:
+        """The source root's real path on the server (asked once)."""
+        if self._real_root is None:
+            self._real_root = await request(self.ch, self.ch.main.realpath, self.remote_root)
+        return self._real_root
+
+    async def real_chain(self, remote: bytes) -> set[bytes]:
+        """Real paths of the source root, of `remote` and of every directory between."""
+        chain = {await self.real_root()}
+        rel = remote[len(self.remote_root) :].strip(b"/")
+        current = self.remote_root
+        for part in rel.split(b"/") if rel else []:
+            current = join(current, part)
+            chain.add(await request(self.ch, self.ch.main.realpath, current))
+        return chain
 
     async def same_checksum(self, remote_dir: bytes, local: bytes, src: Entry) -> bool:
         from ansible_collections.pipelined.sftp.plugins.plugin_utils.push import _remote_checksums
