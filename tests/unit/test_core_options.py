@@ -542,3 +542,33 @@ async def test_owner_and_group_by_name(
         await api.push(
             session, f"{src}/", target.rpath("dst"), TransferOptions(owner="no-such-user-xyz")
         )
+
+
+async def test_links_follow_never_loops(
+    target: Target, session: SSHSession, local_tmp: Path
+) -> None:
+    """Links back to an ancestor are reported, not followed; a link to a sibling is."""
+    src = local_tmp / "src"
+    write_file(src / "a" / "f", b"f")
+    (src / "a" / "b").mkdir()
+    os.symlink("..", src / "a" / "up")
+    os.symlink("../b", src / "a" / "b" / "self")
+    os.symlink("b", src / "a" / "sibling")
+    os.symlink(".", src / "here")
+    follow = TransferOptions(links="follow")
+    report = await api.push(session, f"{src}/", target.rpath("dst"), follow)
+    loops = {"a/up", "a/b/self", "a/sibling/self", "here"}
+    assert {path for path, _ in failures(report)} == loops
+    assert all("loop" in reason for _, reason in failures(report))
+    dst = target.lpath("dst")
+    assert sorted(os.listdir(dst / "a")) == ["b", "f", "sibling"]
+    assert (dst / "a" / "sibling").is_dir() and os.listdir(dst / "a" / "sibling") == []
+    assert report.files == 1
+
+    # the same tree on the server, pulled with links followed
+    await api.push(session, f"{src}/", target.rpath("tree"), TransferOptions())
+    back = local_tmp / "back"
+    report = await api.pull(session, target.rpath("tree"), str(back), follow)
+    assert {path for path, _ in failures(report)} == loops
+    assert sorted(os.listdir(back / "a")) == ["b", "f", "sibling"]
+    assert report.files == 1
