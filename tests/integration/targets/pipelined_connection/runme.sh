@@ -7,7 +7,10 @@ config=../../integration_config.yml
 inventory=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["sftp_fixture_inventory"])' "$config")
 
 # A real unprivileged user with passwordless sudo on the sshd fixture (needs root).
-python -c 'from tests.fixtures.sshd import ensure_user; ensure_user("pstest")'
+# tools/run_integration.py writes the inventory into <repository>/.work/integration.
+repo_root=$(cd "$(dirname "$inventory")/../.." && pwd)
+test -f "$repo_root/tests/fixtures/sshd.py" || { echo "no test fixtures under $repo_root" >&2; exit 1; }
+PYTHONPATH="$repo_root" python -c 'from tests.fixtures.sshd import ensure_user; ensure_user("pstest")'
 
 ansible-playbook -i "$inventory" -e "@$config" -e pstest_user=pstest --forks 6 connection.yml "$@"
 
