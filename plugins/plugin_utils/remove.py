@@ -7,8 +7,8 @@ is gone; files of many directories are removed concurrently, bounded like transf
 from __future__ import annotations
 
 import posixpath
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
