@@ -9,12 +9,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.fixtures import REPO_ROOT
 from tests.fixtures.latency_proxy import LatencyProxy, latency_proxy_thread
+from tests.fixtures.sshd import SSHDServer
 
 STREAM_SIZE = 64 * 1024 * 1024
 
@@ -184,3 +186,23 @@ async def test_threaded_proxy_relays(echo_port: int) -> None:
         # the echo server runs on this test's loop: block in a worker thread
         assert await asyncio.to_thread(exchange, proxy.port) == b"x" * 100_000
         assert proxy.connections == 1
+
+
+@pytest.mark.latency
+@pytest.mark.sshd
+def test_real_ssh_through_the_proxy(
+    sshd_server: SSHDServer, latency_proxy: Callable[..., LatencyProxy], tmp_path: Path
+) -> None:
+    proxy = latency_proxy(sshd_server.port, rtt=0.05)
+    endpoint = sshd_server.endpoint().via(proxy.port, tmp_path / "known_hosts")
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ssh", *endpoint.ssh_options(), "-p", str(endpoint.port),
+         f"{endpoint.username}@{endpoint.host}", "echo through"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.stdout == "through\n", result.stderr
+    # version exchange, key exchange, auth, session and command each pay the round trip
+    assert elapsed >= 4 * 0.05, elapsed
+    assert proxy.connections == 1
