@@ -2,27 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connection plugin: run tasks over asyncssh with a persistent connection; files over SFTP."""
 
+# ruff: noqa: E402 - ansible-test wants DOCUMENTATION and EXAMPLES before any import
 from __future__ import annotations
-
-import asyncio
-import dataclasses
-import os
-from typing import TYPE_CHECKING, Any
-
-from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
-from ansible.module_utils.common.text.converters import to_bytes, to_text
-from ansible.plugins.connection import ConnectionBase
-from ansible.utils.display import Display
-
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
-    AdapterError,
-    become_spec,
-    connection_spec,
-    jump_chain,
-)
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
 DOCUMENTATION = r"""
 name: asyncssh
@@ -40,7 +21,7 @@ description:
     C(ansible_user), C(ansible_ssh_private_key_file), C(ansible_password),
     C(ansible_ssh_common_args) with C(-J), C(ansible_become_*)).
   - Nothing ever prompts; host keys are checked by default and a mismatch fails closed.
-author: pipelined.sftp maintainers
+author: pipelined.sftp maintainers (@pipelined)
 version_added: 0.1.0
 extends_documentation_fragment:
   - pipelined.sftp.ssh_connection
@@ -119,6 +100,26 @@ EXAMPLES = r"""
   tasks:
     - ansible.builtin.ping:
 """
+
+import asyncio
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
+    AdapterError,
+    become_spec,
+    connection_spec,
+    jump_chain,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
 if TYPE_CHECKING:  # asyncssh loads only when a task connects without the persistent process
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
@@ -248,12 +249,12 @@ class Connection(ConnectionBase):
                 raise AnsibleConnectionFailure(
                     f"Cannot run a command on {self._spec_display()}: {exc}"
                 ) from None
-        assert self._socket is not None and self._spec is not None
+        spec, path = self._require_spec(), self._require_socket()
         try:
-            return await mux.MuxExec.start(self._socket, cmd)
+            return await mux.MuxExec.start(path, cmd)
         except mux.MuxError:
             # the persistent process may have just idled out or lost its connection
-            self._socket = self._ensure_server(self._spec)
+            self._socket = self._ensure_server(spec)
             try:
                 return await mux.MuxExec.start(self._socket, cmd)
             except mux.MuxError as exc:
@@ -283,9 +284,9 @@ class Connection(ConnectionBase):
                 try:
                     if waiting:
                         async with asyncio.timeout(max(0.01, deadline - loop.time())):
-                            name, value = await channel.read_event()
+                            name, data, status = await channel.read_event()
                     else:
-                        name, value = await channel.read_event()
+                        name, data, status = await channel.read_event()
                 except TimeoutError:
                     raise AnsibleError(
                         f"Timed out after {timeout:g} s waiting for privilege escalation on "
@@ -294,11 +295,9 @@ class Connection(ConnectionBase):
                 except mux.MuxError as exc:
                     raise _failure(exc) from None
                 if name == "exit":
-                    assert isinstance(value, int)
-                    rc = value
+                    rc = status
                     break
-                assert isinstance(value, bytes)
-                (out if name == "stdout" else err).extend(value)
+                (out if name == "stdout" else err).extend(data)
                 if not waiting or become is None:
                     continue
                 seen = bytes(out) + bytes(err)
@@ -334,8 +333,7 @@ class Connection(ConnectionBase):
         session never closes this plugin's connection.
         """
         self._connect()
-        assert self._spec is not None
-        spec = self._spec
+        spec = self._require_spec()
         if become and self.become is not None:
             try:
                 spec = dataclasses.replace(
@@ -349,10 +347,9 @@ class Connection(ConnectionBase):
             )
 
             return _Borrowed(SSHSession(spec, self._direct.conn))
-        assert self._socket is not None
-        if mux.ping(self._socket) is None:
-            self._socket = self._ensure_server(self._spec)
-        return mux.MuxSession(spec, self._socket)
+        if mux.ping(self._require_socket()) is None:
+            self._socket = self._ensure_server(self._require_spec())
+        return mux.MuxSession(spec, self._require_socket())
 
     def run_core(self, coro: Any) -> Any:
         """Run a coroutine using a session from :meth:`get_core_session` to completion."""
@@ -360,13 +357,21 @@ class Connection(ConnectionBase):
         return self._run(coro)
 
     def _file_session(self) -> mux.MuxSession | SSHSession:
-        assert self._spec is not None
         if self._direct is not None:
             return self._direct
-        assert self._socket is not None
-        if mux.ping(self._socket) is None:
-            self._socket = self._ensure_server(self._spec)
-        return mux.MuxSession(self._spec, self._socket)
+        if mux.ping(self._require_socket()) is None:
+            self._socket = self._ensure_server(self._require_spec())
+        return mux.MuxSession(self._require_spec(), self._require_socket())
+
+    def _require_spec(self) -> ConnectionSpec:
+        if self._spec is None:
+            raise AnsibleError("The asyncssh connection is used before it was set up.")
+        return self._spec
+
+    def _require_socket(self) -> str:
+        if self._socket is None:
+            raise AnsibleError("The asyncssh persistent connection is used before it started.")
+        return self._socket
 
     def put_file(self, in_path: str, out_path: str) -> None:
         """Copy a local file to exactly ``out_path`` on the host over pipelined SFTP."""

@@ -266,7 +266,7 @@ def _bind(path: str) -> tuple[socket.socket, int] | None:
     Returns the socket and the inode of ``path``, so only our own socket file is removed.
     """
     tmp = f"{path[:-5]}.{os.getpid()}"
-    for _ in range(2):
+    for _attempt in range(2):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -384,25 +384,25 @@ class DirectExec:
     async def drain(self) -> None:
         await self._proc.stdin.drain()
 
-    async def read_event(self) -> tuple[str, bytes | int]:
+    async def read_event(self) -> tuple[str, bytes, int]:
         while self._open:
             for name, stream in self._open.items():
                 if name not in self._pending:
                     self._pending[name] = asyncio.ensure_future(stream.read(mp.CHUNK))
-            done, _ = await asyncio.wait(
-                self._pending.values(), return_when=asyncio.FIRST_COMPLETED
-            )
+            done = (
+                await asyncio.wait(self._pending.values(), return_when=asyncio.FIRST_COMPLETED)
+            )[0]
             for name in list(self._pending):
                 task = self._pending[name]
                 if task in done:
                     del self._pending[name]
                     data = task.result()
                     if data:
-                        return name, data
+                        return name, data, 0
                     del self._open[name]
         completed = await self._proc.wait()
         rc = completed.exit_status
-        return "exit", rc if rc is not None and rc >= 0 else 255
+        return "exit", b"", rc if rc is not None and rc >= 0 else 255
 
     def close(self) -> None:
         for task in self._pending.values():

@@ -163,7 +163,7 @@ def stop(path: str, timeout: float = 5.0) -> bool:
         return False
     try:
         sock.sendall(mp.json_frame(mp.REQUEST, {"op": "stop"}))
-        kind, _ = mp.read_frame_sync(sock)
+        kind, _payload = mp.read_frame_sync(sock)
         return kind == mp.OK
     except (OSError, mp.ProtocolError):
         return False
@@ -220,7 +220,8 @@ def ensure_server(
         env=env,
         cwd="/",
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdin is None or proc.stdout is None:  # cannot happen with PIPE; keeps mypy sure
+        raise MuxError("Cannot talk to the persistent connection process.")
     try:
         proc.stdin.write((json.dumps({"spec": spec_to_dict(spec)}) + "\n").encode())
         proc.stdin.close()
@@ -237,7 +238,7 @@ def ensure_server(
                     f"Timed out starting the persistent connection to {spec.display()}.",
                     "unreachable",
                 )
-            ready, _, _ = select.select([fd], [], [], remaining)
+            ready = select.select([fd], [], [], remaining)[0]
             if not ready:
                 continue
             chunk = os.read(fd, 4096)
@@ -305,8 +306,8 @@ class MuxExec:
     async def drain(self) -> None:
         await self._writer.drain()
 
-    async def read_event(self) -> tuple[str, bytes | int]:
-        """Next ("stdout"|"stderr", bytes) or ("exit", rc)."""
+    async def read_event(self) -> tuple[str, bytes, int]:
+        """Next ("stdout"|"stderr", data, 0) or ("exit", b"", exit status)."""
         got = await mp.read_frame(self._reader)
         if got is None:
             raise MuxError(
@@ -314,12 +315,12 @@ class MuxExec:
             )
         kind, payload = got
         if kind == mp.STDOUT:
-            return "stdout", payload
+            return "stdout", payload, 0
         if kind == mp.STDERR:
-            return "stderr", payload
+            return "stderr", payload, 0
         if kind == mp.EXIT:
             rc = mp.parse_json(payload).get("rc", 255)
-            return "exit", rc if isinstance(rc, int) else 255
+            return "exit", b"", rc if isinstance(rc, int) else 255
         raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
 
     def close(self) -> None:
@@ -358,12 +359,10 @@ async def collect(channel: Any, stdin: bytes | None) -> ExecResult:
     err: list[bytes] = []
     try:
         while True:
-            name, value = await channel.read_event()
+            name, data, rc = await channel.read_event()
             if name == "exit":
-                assert isinstance(value, int)
-                return ExecResult(value, b"".join(out), b"".join(err))
-            assert isinstance(value, bytes)
-            (out if name == "stdout" else err).append(value)
+                return ExecResult(rc, b"".join(out), b"".join(err))
+            (out if name == "stdout" else err).append(data)
     finally:
         channel.close()
 
