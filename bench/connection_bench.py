@@ -13,7 +13,7 @@ master / persistent process, so connection setup is part of the time for both.
 
     .venv/bin/python bench/connection_bench.py                 # 0 and 50 ms, full size
     .venv/bin/python bench/connection_bench.py --quick         # 10 tasks, 10 MiB
-    .venv/bin/python bench/connection_bench.py --rtt 0,10,50 --repeat 3
+    .venv/bin/python bench/connection_bench.py --rtt 0,10,50 --repeat 5
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -131,6 +132,35 @@ def stop_persistent(control: Path) -> None:
             )
 
 
+def one_run(
+    args: argparse.Namespace,
+    scratch: Path,
+    remote_root: Path,
+    ep: Any,
+    tag: str,
+    workload: str,
+    connection: str,
+    big: Path,
+) -> float:
+    """Time one playbook run of ``workload`` with ``connection``, from a cold start."""
+    work = f"{remote_root}/{tag}"
+    play = scratch / f"{tag}.yml"
+    if workload == "tasks":
+        play.write_text(tasks_playbook(args.tasks, work))
+    else:
+        play.write_text(copy_playbook(big, work + ".bin"))
+    inv = inventory(scratch / f"{tag}.ini", ep.port, ep.client_key, ep.known_hosts, connection)
+    control = scratch / f"c-{tag}"
+    control.mkdir(mode=0o700)
+    try:
+        return run_playbook(inv, play, control)
+    finally:
+        stop_persistent(control)
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(work + ".bin")
+
+
 @contextlib.contextmanager
 def endpoint_at(port: int, rtt_ms: float) -> Iterator[int]:
     """The port to use for ``rtt_ms`` of added round trip (the proxy's, or sshd's for 0)."""
@@ -147,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtt", default="0,50", help="round trips in ms, comma separated")
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--size-mib", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; median reported")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell; median reported")
     parser.add_argument("--quick", action="store_true", help="10 tasks and 10 MiB")
     args = parser.parse_args(argv)
     if args.quick:
@@ -171,38 +201,22 @@ def main(argv: list[str] | None = None) -> int:
                     known = scratch / f"known_hosts_{int(rtt)}"
                     ep = sshd.endpoint().via(port, known) if rtt > 0 else sshd.endpoint()
                     for workload in ("tasks", "copy"):
-                        for name, connection in CONNECTIONS.items():
-                            samples = []
-                            for n in range(args.repeat):
+                        samples: dict[str, list[float]] = {name: [] for name in CONNECTIONS}
+                        # alternate the plugins so a change in machine load hits both alike
+                        for n in range(args.repeat):
+                            for name, connection in CONNECTIONS.items():
                                 tag = f"{int(rtt)}-{workload}-{name}-{n}"
-                                work = f"{sshd.root}/{tag}"
-                                play = scratch / f"{tag}.yml"
-                                if workload == "tasks":
-                                    play.write_text(tasks_playbook(args.tasks, work))
-                                else:
-                                    play.write_text(copy_playbook(big, work + ".bin"))
-                                inv = inventory(
-                                    scratch / f"{tag}.ini",
-                                    ep.port,
-                                    ep.client_key,
-                                    ep.known_hosts,
-                                    connection,
+                                seconds = one_run(
+                                    args, scratch, sshd.root, ep, tag, workload, connection, big
                                 )
-                                control = scratch / f"c{len(results)}{n}"
-                                control.mkdir(mode=0o700)
-                                try:
-                                    samples.append(run_playbook(inv, play, control))
-                                finally:
-                                    stop_persistent(control)
-                                    shutil.rmtree(work, ignore_errors=True)
-                                    with contextlib.suppress(FileNotFoundError):
-                                        os.unlink(work + ".bin")
-                            seconds = statistics.median(samples)
-                            results[(rtt, workload, name)] = seconds
-                            print(
-                                f"rtt={rtt:g}ms {workload:5} {name:8} {seconds:7.2f} s",
-                                flush=True,
-                            )
+                                samples[name].append(seconds)
+                                print(
+                                    f"rtt={rtt:g}ms {workload:5} {name:8} run {n + 1}: "
+                                    f"{seconds:7.2f} s",
+                                    flush=True,
+                                )
+                        for name, values in samples.items():
+                            results[(rtt, workload, name)] = statistics.median(values)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
