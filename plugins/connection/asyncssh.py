@@ -84,6 +84,13 @@ notes:
     C(sudo), with or without a password); the password is sent when the prompt appears.
   - C(ProxyCommand), C(~/.ssh/config) and other ssh options not listed under
     O(ssh_common_args) are not read.
+  - As with C(ControlPersist), a running persistent connection is reused by later tasks for
+    the same user, host, port, keys, jump hosts and host key settings without
+    authenticating again; passwords are not part of that match. Use
+    C(meta) V(reset_connection) to drop it.
+  - Passwords reach the persistent process through a pipe, never its command line or
+    environment. Set E(PIPELINED_SFTP_MUX_LOG) to a file path to keep the process's error
+    output for debugging.
 """
 
 EXAMPLES = r"""

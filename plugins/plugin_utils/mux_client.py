@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import select
 import socket
 import stat
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_CONTROL_DIR = "~/.ansible/cp"
 SERVER_MODULE = "ansible_collections.pipelined.sftp.plugins.plugin_utils.mux"
+_SECRETISH = re.compile(r"PASS|SECRET|TOKEN|VAULT", re.IGNORECASE)
 
 
 class MuxError(Exception):
@@ -199,7 +201,8 @@ def ensure_server(
     path = socket_path_for(spec, directory)
     if ping(path) is not None:
         return path
-    env = dict(os.environ)
+    # the process needs no secret from the environment (the spec carries its own)
+    env = {k: v for k, v in os.environ.items() if not _SECRETISH.search(k)}
     root = _collections_root()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(

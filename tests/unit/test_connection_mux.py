@@ -194,7 +194,10 @@ def test_concurrent_starts_leave_one_process(sshd: Sshd, control: Path) -> None:
     assert mux_processes(control) == [mux.ping(paths[0])]
 
 
-def test_password_never_on_command_line_or_environment(sshd: Sshd, control: Path) -> None:
+def test_password_never_on_command_line_or_environment(
+    sshd: Sshd, control: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANSIBLE_BECOME_PASS", "env-secret-value")
     spec = _spec(sshd, user=BECOME_USER, client_keys=(), password=BECOME_PASSWORD)
     path = mux.ensure_server(spec, directory=str(control))
     result = asyncio.run(mux.MuxSession(spec, path).exec("id -un"))
@@ -202,7 +205,9 @@ def test_password_never_on_command_line_or_environment(sshd: Sshd, control: Path
     (pid,) = mux_processes(control)
     secret = BECOME_PASSWORD.encode()
     assert secret not in Path(f"/proc/{pid}/cmdline").read_bytes()
-    assert secret not in Path(f"/proc/{pid}/environ").read_bytes()
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert secret not in environ
+    assert b"env-secret-value" not in environ
     assert BECOME_PASSWORD not in mux.mux_key(spec)
 
 
