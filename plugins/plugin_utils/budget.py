@@ -41,6 +41,11 @@ class Budget:
             self.outstanding -= 1
             lane.release()
 
+    def limit_handles(self, max_handles: int) -> None:
+        """Lower the handle cap to what the server allows (before any handle is open)."""
+        self.max_handles = max(1, max_handles)
+        self._handles = asyncio.Semaphore(self.max_handles)
+
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run clean-up work (e.g. closing a handle) without waiting for it."""
         task = asyncio.ensure_future(work)

@@ -33,6 +33,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 
 PROGRESS_INTERVAL = 2.0
 MIN_FILES_IN_FLIGHT = 64
+MAX_HANDLES = 1024
 MAX_FILES_IN_FLIGHT = 512
 FILES_PER_SECOND = 4000
 DIR_WORKERS = 16
@@ -87,15 +88,23 @@ async def open_channels(
         for outcome in opened:
             if isinstance(outcome, BaseException):
                 raise outcome
-        started = time.monotonic()
-        limits, _ = await asyncio.gather(clients[0].limits(), clients[0].realpath(b"."))
-        rtt = time.monotonic() - started
+        budget = Budget(max_requests, MAX_HANDLES)
+
+        async def limits_and_rtt() -> tuple[ServerLimits, float]:
+            async with budget.request(listing=True):
+                limits = await clients[0].limits()
+            async with budget.request(listing=True):
+                started = time.monotonic()
+                await clients[0].realpath(b".")
+                return limits, time.monotonic() - started
+
+        limits, rtt = await limits_and_rtt()
     except BaseException:
         for client in clients:
             await client.aclose()
         raise
-    handles = min(limits.max_handles * len(clients), 1024)
-    return Channels(clients, limits, Budget(max_requests, handles), rtt)
+    budget.limit_handles(min(limits.max_handles * len(clients), MAX_HANDLES))
+    return Channels(clients, limits, budget, rtt)
 
 
 def files_in_flight(rtt: float, configured: int | None) -> int:
@@ -168,9 +177,10 @@ class TreeRun(Generic[J]):
         if isinstance(exc, BaseException) and is_fatal(exc):
             raise exc
         reason = exc if isinstance(exc, str) else reason_of(exc)
-        self.report.fail(display_path(path), reason)
+        shown = display_path(path) or "."
+        self.report.fail(shown, reason)
         if self.fail_fast:
-            raise FailFast(f"{display_path(path)}: {reason}")
+            raise FailFast(f"{shown}: {reason}")
 
     def tick(self) -> None:
         if self._progress is None:

@@ -163,18 +163,18 @@ class Pull:
         differs = job.dst is not None and attrs_differ(job.dst, wanted)
 
         async def finalize() -> None:
+            moved = wanted.mtime is not None and self.report.changed
+            if not self.options.check_mode and (created or differs or moved):
+                try:
+                    os.chmod(local, wanted.mode if wanted.mode is not None else 0o755)
+                    if wanted.mtime is not None:
+                        os.utime(local, (wanted.mtime, wanted.mtime))
+                except OSError as exc:
+                    self.run.fail(job.rel or b".", exc)
+                    return
             if differs:
                 self.report.attributes += 1
                 self.report.changed_paths.add(_show(job.rel) + "/")
-            moved = wanted.mtime is not None and self.report.changed
-            if self.options.check_mode or not (created or differs or moved):
-                return
-            try:
-                os.chmod(local, wanted.mode if wanted.mode is not None else 0o755)
-                if wanted.mtime is not None:
-                    os.utime(local, (wanted.mtime, wanted.mtime))
-            except OSError as exc:
-                self.run.fail(job.rel or b".", exc)
 
         return finalize
 

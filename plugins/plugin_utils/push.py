@@ -97,6 +97,15 @@ async def resolve_ids(
     return uid, gid
 
 
+async def login_ids(session: SessionLike) -> tuple[int | None, int | None]:
+    """uid and gid that new files of this session get on the target."""
+    result = await session.exec("id -u; id -g")
+    values = result.stdout.decode("ascii", "replace").split()
+    if result.rc != 0 or len(values) != 2 or not all(v.isdigit() for v in values):
+        raise SourceError("cannot learn the login user's uid and gid on the target (id failed)")
+    return int(values[0]), int(values[1])
+
+
 async def _remote_checksums(
     session: SessionLike, remote_dir: bytes, names: list[bytes]
 ) -> list[str | None]:
@@ -147,18 +156,33 @@ class Push:
         self.extra = extra_channels
         self.uid: int | None = None
         self.gid: int | None = None
+        self.default_ids: tuple[int | None, int | None] = (None, None)
         self.local_root = b""
         self.remote_root = b""
 
     # -- single file ------------------------------------------------------------------
 
+    def complete_ids(self, wanted: Wanted, dst: Entry | None) -> Wanted:
+        """SFTP v3 sets uid and gid together: fill the one not asked for from the
+        existing entry, or for a new one from the login (or become) user's ids."""
+        if (wanted.uid is None) == (wanted.gid is None):
+            return wanted
+        uid = wanted.uid
+        if uid is None:
+            uid = dst.uid if dst is not None and dst.uid is not None else self.default_ids[0]
+        gid = wanted.gid
+        if gid is None:
+            gid = dst.gid if dst is not None and dst.gid is not None else self.default_ids[1]
+        return Wanted(wanted.mode, wanted.mtime, uid, gid)
+
     def file_attrs(self, wanted: Wanted) -> FileAttrs:
         return FileAttrs(wanted.mode, wanted.mtime, wanted.uid, wanted.gid)
 
     async def send(
-        self, local: bytes, remote_dir: bytes, src: Entry, rel: bytes, is_new: bool
+        self, local: bytes, remote_dir: bytes, src: Entry, rel: bytes, dst: Entry | None
     ) -> None:
-        wanted = wanted_file(src, self.options, self.uid, self.gid)
+        wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
+        is_new = dst is None
         if not self.options.check_mode:
             try:
                 sent = await send_file(
@@ -263,24 +287,24 @@ class Push:
     def finalizer(self, job: _Job) -> Callable[[], Awaitable[None]]:
         """Set a directory's mode, owner and times once everything below it is done."""
         remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
-        wanted = wanted_dir(job.src, self.options, self.uid, self.gid)
+        wanted = self.complete_ids(wanted_dir(job.src, self.options, self.uid, self.gid), job.dst)
         created = job.dst is None
         differs = job.dst is not None and attrs_differ(job.dst, wanted)
 
         async def finalize() -> None:
+            # Writes inside a directory move its mtime: reset it whenever the run changed.
+            moved = wanted.mtime is not None and self.report.changed
+            if not self.options.check_mode and (created or differs or moved):
+                mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
+                attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
+                try:
+                    await request(self.ch, self.ch.main.setstat, remote, attrs)
+                except SFTPError as exc:
+                    self.run.fail(job.rel or b".", exc)
+                    return
             if differs:
                 self.report.attributes += 1
                 self.report.changed_paths.add(_show(job.rel) + "/")
-            # Writes inside a directory move its mtime: reset it whenever the run changed.
-            moved = wanted.mtime is not None and self.report.changed
-            if self.options.check_mode or not (created or differs or moved):
-                return
-            mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
-            attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
-            try:
-                await request(self.ch, self.ch.main.setstat, remote, attrs)
-            except SFTPError as exc:
-                self.run.fail(job.rel or b".", exc)
 
         return finalize
 
@@ -361,7 +385,7 @@ class Push:
                         remote,
                         src,
                         rel,
-                        dst is None,
+                        dst,
                     )
                 elif decision == "checksum" and dst is not None:
                     checksum_candidates.append((src, dst))
@@ -394,6 +418,7 @@ class Push:
     ) -> None:
         wanted = wanted_file(src, self.options, self.uid, self.gid)
         if attrs_differ(dst, wanted):
+            wanted = self.complete_ids(wanted, dst)
             await self.run.start_file(node, self.fix_attrs, target, wanted, rel)
         else:
             self.report.skipped += 1
@@ -414,7 +439,7 @@ class Push:
                 await self.after_skip(join(remote, src.name), src, dst, rel, node)
             else:
                 await self.run.start_file(
-                    node, self.send, os.path.join(local, src.name), remote, src, rel, False
+                    node, self.send, os.path.join(local, src.name), remote, src, rel, dst
                 )
 
     # -- entry points ------------------------------------------------------------------
@@ -443,6 +468,8 @@ class Push:
 
     async def push(self, src: str, dest: str) -> None:
         self.uid, self.gid = await resolve_ids(self.session, self.options.owner, self.options.group)
+        if (self.uid is None) != (self.gid is None):
+            self.default_ids = await login_ids(self.session)
         local = os.fsencode(src)
         try:
             st = os.stat(local) if self.options.links == "follow" else os.lstat(local)
@@ -488,11 +515,11 @@ class Push:
             )
             decision = "skip" if same else "send"
         if decision == "send":
-            await self.send(local, remote_dir, root_entry, name, existing is None)
+            await self.send(local, remote_dir, root_entry, name, existing)
         elif existing is not None:
             wanted = wanted_file(root_entry, self.options, self.uid, self.gid)
             if attrs_differ(existing, wanted):
-                await self.fix_attrs(final, wanted, name)
+                await self.fix_attrs(final, self.complete_ids(wanted, existing), name)
             else:
                 self.report.skipped += 1
 

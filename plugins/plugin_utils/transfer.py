@@ -130,7 +130,7 @@ async def send_file(
     client = channels.pick()
 
     if size < large_threshold:
-        data = read_small(local_path, size, mtime)
+        data = await asyncio.to_thread(read_small, local_path, size, mtime)
         async with channels.budget.handle():
             handle = await request(
                 channels,
@@ -161,20 +161,25 @@ async def send_file(
                 raise
         return size
 
-    sent = await _send_large(
-        channels,
-        client,
-        local_path,
-        target,
-        size,
-        mtime,
-        attrs,
-        block,
-        resumable,
-        extra_clients or [],
-    )
-    if target != final:
-        await rename_into_place(channels, client, target, final)
+    try:
+        sent = await _send_large(
+            channels,
+            client,
+            local_path,
+            target,
+            size,
+            mtime,
+            attrs,
+            block,
+            resumable,
+            extra_clients or [],
+        )
+        if target != final:
+            await rename_into_place(channels, client, target, final)
+    except BaseException:
+        if target != final and not resumable:  # a resumable partial is kept on purpose
+            await discard(channels, client, target)
+        raise
     return sent
 
 

@@ -544,6 +544,40 @@ async def test_owner_and_group_by_name(
         )
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root on the server")
+async def test_owner_alone_keeps_the_group(
+    target: Target, session: SSHSession, local_tmp: Path
+) -> None:
+    """SFTP sets uid and gid together: owner alone must not be dropped or reset the group."""
+    src = local_tmp / "src"
+    _small_tree(src)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    first = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions())
+    assert failures(first) == []
+    group_before = os.lstat(target.lpath("dst", "a")).st_gid
+    report = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions(owner="nobody"))
+    assert failures(report) == []
+    assert report.attributes > 0
+    st = os.lstat(target.lpath("dst", "a"))
+    assert (st.st_uid, st.st_gid) == (nobody, group_before)
+    again = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions(owner="nobody"))
+    assert not again.changed
+
+
+async def test_blocked_destination_reports_no_change(
+    target: Target, session: SSHSession, local_tmp: Path
+) -> None:
+    """Paths that failed are failures, never counted as attribute changes."""
+    src = local_tmp / "src"
+    _small_tree(src)
+    write_file(target.lpath("blocker"), b"a file where a directory must go")
+    report = await api.push(session, f"{src}/", target.rpath("blocker", "dst"), TransferOptions())
+    assert len(report.failures) == 1
+    assert report.failures[0].path == "."  # the destination root itself
+    assert (report.files, report.dirs, report.attributes) == (0, 0, 0)
+    assert not report.changed
+
+
 async def test_links_follow_never_loops(
     target: Target, session: SSHSession, local_tmp: Path
 ) -> None:
