@@ -7,9 +7,11 @@ file transfers; the total never exceeds the configured cap.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Budget:
@@ -28,18 +30,33 @@ class Budget:
         self.peak = 0
         self._background: set[asyncio.Task[None]] = set()
 
-    @asynccontextmanager
-    async def request(self, listing: bool = False) -> AsyncIterator[None]:
-        """Hold one request slot while the request is outstanding."""
-        lane = self._listing if listing else self._transfer
-        await lane.acquire()
-        self.outstanding += 1
-        self.peak = max(self.peak, self.outstanding)
+    def request(self, listing: bool = False) -> _Slot:
+        """Hold one request slot while the request is outstanding (async with)."""
+        return _Slot(self, self._listing if listing else self._transfer)
+
+    async def issue(self, send: Callable[[], asyncio.Future[T]]) -> asyncio.Future[T]:
+        """Take a transfer slot, send a request, and free the slot when its reply lands."""
+        await self._transfer.acquire()
+        self._taken()
         try:
-            yield
-        finally:
-            self.outstanding -= 1
-            lane.release()
+            reply = send()
+        except BaseException:
+            self._given_back(self._transfer)
+            raise
+        reply.add_done_callback(self._release_transfer)
+        return reply
+
+    def _release_transfer(self, _: object) -> None:
+        self._given_back(self._transfer)
+
+    def _taken(self) -> None:
+        self.outstanding += 1
+        if self.outstanding > self.peak:
+            self.peak = self.outstanding
+
+    def _given_back(self, lane: asyncio.Semaphore) -> None:
+        self.outstanding -= 1
+        lane.release()
 
     def limit_handles(self, max_handles: int) -> None:
         """Lower the handle cap to what the server allows (before any handle is open)."""
@@ -62,3 +79,20 @@ class Budget:
         """Hold one open-handle slot while a file or directory is open."""
         async with self._handles:
             yield
+
+
+class _Slot:
+    """One request slot of a Budget lane, held for the body of an async with."""
+
+    __slots__ = ("_budget", "_lane")
+
+    def __init__(self, budget: Budget, lane: asyncio.Semaphore) -> None:
+        self._budget = budget
+        self._lane = lane
+
+    async def __aenter__(self) -> None:
+        await self._lane.acquire()
+        self._budget._taken()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._budget._given_back(self._lane)

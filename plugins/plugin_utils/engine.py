@@ -34,8 +34,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 PROGRESS_INTERVAL = 2.0
 MIN_FILES_IN_FLIGHT = 64
 MAX_HANDLES = 1024
-MAX_FILES_IN_FLIGHT = 512
-FILES_PER_SECOND = 4000
+MAX_FILES_IN_FLIGHT = 1024
+FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
 
 

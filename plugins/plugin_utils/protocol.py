@@ -230,6 +230,10 @@ def _string(value: bytes) -> bytes:
     return _U32.pack(len(value)) + value
 
 
+Reply = asyncio.Future[tuple[int, _Buffer]]
+"""A request's raw reply: packet type and body, decoded by status_of() / data_of()."""
+
+
 class SFTPClient:
     """SFTP v3 requests over a (reader, writer) stream pair, many in flight at once."""
 
@@ -307,9 +311,7 @@ class SFTPClient:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _request(
-        self, ptype: int, payload: bytes | list[bytes]
-    ) -> asyncio.Future[tuple[int, _Buffer]]:
+    def _request(self, ptype: int, payload: bytes | list[bytes]) -> Reply:
         if self._closed_error is not None:
             raise self._closed_error
         self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
@@ -397,6 +399,45 @@ class SFTPClient:
         if rtype == FXP_STATUS:
             self._raise_status(body, path)
         raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
+
+    # -- requests sent now, answered later (the hot path of small files) ------------------
+
+    def write_nowait(self, handle: bytes, offset: int, data: bytes) -> Reply:
+        """Send a WRITE now; check the reply later with status_of()."""
+        head = _string(handle) + _U64.pack(offset) + _U32.pack(len(data))
+        return self._request(FXP_WRITE, [head, data])
+
+    def fsetstat_nowait(self, handle: bytes, attrs: Attrs) -> Reply:
+        return self._request(FXP_FSETSTAT, _string(handle) + attrs.encode())
+
+    def close_nowait(self, handle: bytes) -> Reply:
+        return self._request(FXP_CLOSE, _string(handle))
+
+    def read_nowait(self, handle: bytes, offset: int, length: int) -> Reply:
+        return self._request(FXP_READ, _string(handle) + _U64.pack(offset) + _U32.pack(length))
+
+    @classmethod
+    def status_of(cls, reply: tuple[int, _Buffer], path: bytes | None = None) -> None:
+        """Raise SFTPError unless a STATUS reply says OK."""
+        rtype, body = reply
+        if rtype != FXP_STATUS:
+            raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
+        body.pos = 0
+        cls._raise_status(body, path)
+
+    @classmethod
+    def data_of(cls, reply: tuple[int, _Buffer]) -> bytes:
+        """The bytes of a READ reply; b"" at end of file."""
+        rtype, body = reply
+        body.pos = 0
+        if rtype == FXP_DATA:
+            return body.string()
+        if rtype == FXP_STATUS:
+            if body.u32() == FX_EOF:
+                return b""
+            body.pos = 0
+            cls._raise_status(body, None)
+        raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
 
     # -- requests --------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Progr
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
     FileAttrs,
+    read_many,
     rename_into_place,
     request,
     send_file,
@@ -57,6 +58,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
 )
 
 CHECKSUM_BATCH = 64
+READ_BATCH_FILES = 32
+READ_BATCH_BYTES = 1 << 20
 
 
 class SourceError(Exception):
@@ -133,6 +136,58 @@ def _local_checksum(path: bytes) -> str:
     return digest.hexdigest()
 
 
+class _SmallFiles:
+    """Small files of one directory waiting to be sent, read from disk in batches:
+    one worker-thread hop per batch instead of one per file."""
+
+    def __init__(self, push: Push, local: bytes, remote: bytes, node: DirNode) -> None:
+        self.push = push
+        self.local = local
+        self.remote = remote
+        self.node = node
+        self.batch: list[tuple[Entry, bytes, Entry | None]] = []
+        self.bytes = 0
+
+    async def add(self, src: Entry, rel: bytes, dst: Entry | None) -> None:
+        options = self.push.options
+        if options.check_mode or src.size >= options.large_file_threshold:
+            await self.push.run.start_file(
+                self.node,
+                self.push.send,
+                os.path.join(self.local, src.name),
+                self.remote,
+                src,
+                rel,
+                dst,
+            )
+            return
+        self.batch.append((src, rel, dst))
+        self.bytes += src.size
+        if len(self.batch) >= READ_BATCH_FILES or self.bytes >= READ_BATCH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self.batch, self.bytes = self.batch, [], 0
+        if not batch:
+            return
+        wanted = [(src.name, src.size, src.mtime) for src, _, _ in batch]
+        loaded = await asyncio.to_thread(read_many, self.local, wanted)
+        for (src, rel, dst), data in zip(batch, loaded, strict=True):
+            if isinstance(data, Exception):
+                self.push.run.fail(rel, data)
+                continue
+            await self.push.run.start_file(
+                self.node,
+                self.push.send,
+                os.path.join(self.local, src.name),
+                self.remote,
+                src,
+                rel,
+                dst,
+                data,
+            )
+
+
 class Push:
     """One push run: a local root onto a remote root."""
 
@@ -179,7 +234,13 @@ class Push:
         return FileAttrs(wanted.mode, wanted.mtime, wanted.uid, wanted.gid)
 
     async def send(
-        self, local: bytes, remote_dir: bytes, src: Entry, rel: bytes, dst: Entry | None
+        self,
+        local: bytes,
+        remote_dir: bytes,
+        src: Entry,
+        rel: bytes,
+        dst: Entry | None,
+        data: bytes | None = None,
     ) -> None:
         wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
         is_new = dst is None
@@ -198,6 +259,7 @@ class Push:
                     block_size=self.options.block_size,
                     large_threshold=self.options.large_file_threshold,
                     extra_clients=self.extra.clients if self.extra else None,
+                    data=data,
                 )
             except Exception as exc:
                 self.run.fail(rel, exc)
@@ -348,6 +410,7 @@ class Push:
                 "the symlink leads back to a directory above it (a loop); not followed",
             )
         checksum_candidates: list[tuple[Entry, Entry]] = []
+        small = _SmallFiles(self, local, remote, node)
         for src in listing.entries:
             rel = relative(job.rel, src.name)
             if self.excluder and self.excluder.excluded(rel, src.kind == "dir"):
@@ -378,15 +441,7 @@ class Push:
             elif src.kind == "file":
                 decision = content_decision(src, dst, self.options)
                 if decision == "send":
-                    await self.run.start_file(
-                        node,
-                        self.send,
-                        os.path.join(local, src.name),
-                        remote,
-                        src,
-                        rel,
-                        dst,
-                    )
+                    await small.add(src, rel, dst)
                 elif decision == "checksum" and dst is not None:
                     checksum_candidates.append((src, dst))
                 elif dst is not None:
@@ -397,6 +452,7 @@ class Push:
                 await self.run.start_file(node, self.link, remote, src, dst, rel)
             else:
                 self.report.specials += 1
+        await small.flush()
         for start in range(0, len(checksum_candidates), CHECKSUM_BATCH):
             batch = checksum_candidates[start : start + CHECKSUM_BATCH]
             await self.checksum_batch(local, remote, job.rel, batch, node)

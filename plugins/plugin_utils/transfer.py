@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ParamSpec, TypeVar
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
@@ -21,6 +22,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_TRUNC,
     FXF_WRITE,
     Attrs,
+    Reply,
     SFTPClient,
     SFTPError,
 )
@@ -30,6 +32,8 @@ P = ParamSpec("P")
 
 CHUNKS_IN_FLIGHT_PER_FILE = 64
 RESUME_CHECK_BYTES = 64 * 1024
+OPEN_ATTRS = Attrs(permissions=0o600)
+"""Files are created private and get their final mode with the last FSETSTAT."""
 
 
 class ChangedDuringTransfer(Exception):
@@ -59,12 +63,16 @@ async def request(
         return await call(*args, **kwargs)
 
 
-async def gather_requests(*requests: Awaitable[object]) -> None:
-    """Await requests issued together; raise the first failure after all have answered."""
-    results = await asyncio.gather(*requests, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+async def _all_ok(replies: list[Reply]) -> None:
+    """Wait for every reply; raise the first failure only after all have answered."""
+    first: BaseException | None = None
+    for reply in replies:
+        try:
+            SFTPClient.status_of(await reply)
+        except (SFTPError, asyncio.CancelledError) as exc:
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 async def rename_into_place(
@@ -107,6 +115,17 @@ def read_small(path: bytes, size: int, mtime: int) -> bytes:
     return data
 
 
+def read_many(directory: bytes, files: list[tuple[bytes, int, int]]) -> list[bytes | Exception]:
+    """read_small for several files of one directory in one go (one thread hop)."""
+    loaded: list[bytes | Exception] = []
+    for name, size, mtime in files:
+        try:
+            loaded.append(read_small(os.path.join(directory, name), size, mtime))
+        except (OSError, ChangedDuringTransfer) as exc:
+            loaded.append(exc)
+    return loaded
+
+
 async def send_file(
     channels: Channels,
     local_path: bytes,
@@ -121,8 +140,12 @@ async def send_file(
     block_size: int,
     large_threshold: int,
     extra_clients: list[SFTPClient] | None = None,
+    data: bytes | None = None,
 ) -> int:
-    """Write one local file to remote_dir/name; returns the bytes sent."""
+    """Write one local file to remote_dir/name; returns the bytes sent.
+
+    `data` is the content of a small file already read (by read_small) by the caller.
+    """
     final = join(remote_dir, name)
     block = max(1024, min(block_size, channels.limits.max_write))
     resumable = resume and size >= large_threshold
@@ -130,25 +153,26 @@ async def send_file(
     client = channels.pick()
 
     if size < large_threshold:
-        data = await asyncio.to_thread(read_small, local_path, size, mtime)
-        async with channels.budget.handle():
+        if data is None:
+            data = await asyncio.to_thread(read_small, local_path, size, mtime)
+        budget = channels.budget
+        async with budget.handle():
             handle = await request(
-                channels,
-                client.open,
-                target,
-                FXF_WRITE | FXF_CREAT | FXF_TRUNC,
-                Attrs(permissions=0o600),
+                channels, client.open, target, FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS
             )
-            writes = [
-                request(channels, client.write, handle, offset, data[offset : offset + block])
-                for offset in range(0, size, block)
-            ]
-            try:
-                await gather_requests(
-                    *writes,
-                    request(channels, client.fsetstat, handle, attrs.as_sftp()),
-                    request(channels, client.close, handle),
+            # WRITEs, FSETSTAT and CLOSE go out back to back, in one channel write.
+            replies = []
+            for offset in range(0, size, block):
+                chunk = data[offset : offset + block]
+                replies.append(
+                    await budget.issue(partial(client.write_nowait, handle, offset, chunk))
                 )
+            replies.append(
+                await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp()))
+            )
+            replies.append(await budget.issue(partial(client.close_nowait, handle)))
+            try:
+                await _all_ok(replies)
             except BaseException:
                 if target != final:
                     await discard(channels, client, target)
@@ -359,11 +383,17 @@ async def _read_whole(
     channels: Channels, client: SFTPClient, handle: bytes, size: int, block: int
 ) -> list[bytes]:
     """All reads of a small file at once, plus one past the end to notice growth."""
-    offsets = [*list(range(0, size, block)), size]
-    results = await asyncio.gather(
-        *(request(channels, client.read, handle, at, block) for at in offsets),
-        return_exceptions=True,
-    )
+    offsets = [*range(0, size, block), size]
+    replies = [
+        await channels.budget.issue(partial(client.read_nowait, handle, at, block))
+        for at in offsets
+    ]
+    results: list[bytes | BaseException] = []
+    for reply in replies:
+        try:
+            results.append(SFTPClient.data_of(await reply))
+        except (SFTPError, asyncio.CancelledError) as exc:
+            results.append(exc)
     chunks: list[bytes] = []
     for at, result in zip(offsets, results, strict=True):
         if isinstance(result, BaseException):

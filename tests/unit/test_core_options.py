@@ -298,13 +298,23 @@ async def test_atomic_never_shows_a_partial_file(
             opened.append(path)
             return await real_open(path, *args, **kw)
 
-        async def write(handle: bytes, offset: int, data: bytes) -> None:
+        real_write_nowait = client.write_nowait  # type: ignore[attr-defined]
+
+        def look() -> None:
             for name in ("big", "small"):
                 now = (dst / name).read_bytes()
                 seen_at_final.add(b"new" if now == new_content[name] else now)
+
+        async def write(handle: bytes, offset: int, data: bytes) -> None:
+            look()
             await real_write(handle, offset, data)
 
+        def write_nowait(handle: bytes, offset: int, data: bytes) -> object:
+            look()
+            return real_write_nowait(handle, offset, data)
+
         client.open, client.write = open_, write  # type: ignore[attr-defined]
+        client.write_nowait = write_nowait  # type: ignore[attr-defined]
 
     hooked = HookedSession(session, hook)
     options = TransferOptions(large_file_threshold=1 * MIB, block_size=64 * KIB)
@@ -393,13 +403,22 @@ async def test_pull_of_a_file_growing_on_the_server_is_reported(
 
     def hook(client: object) -> None:
         real_read = client.read  # type: ignore[attr-defined]
+        real_read_nowait = client.read_nowait  # type: ignore[attr-defined]
+
+        def grow() -> None:
+            with open(remote, "ab") as more:
+                more.write(b"more")
 
         async def read(handle: bytes, offset: int, length: int) -> bytes:
-            with open(remote, "ab") as grow:
-                grow.write(b"more")
+            grow()
             return await real_read(handle, offset, length)
 
+        def read_nowait(handle: bytes, offset: int, length: int) -> object:
+            grow()
+            return real_read_nowait(handle, offset, length)
+
         client.read = read  # type: ignore[attr-defined]
+        client.read_nowait = read_nowait  # type: ignore[attr-defined]
 
     back = local_tmp / "back"
     report = await api.pull(
