@@ -287,9 +287,7 @@ async def test_atomic_never_shows_a_partial_file(
     write_file(dst / "small", b"old small")
     opened: list[bytes] = []
     seen_at_final: set[bytes] = set()
-    new_content = {
-        name: (src / name).read_bytes() for name in ("big", "small")
-    }
+    new_content = {name: (src / name).read_bytes() for name in ("big", "small")}
 
     def hook(client: object) -> None:
         real_open, real_write = client.open, client.write  # type: ignore[attr-defined]
@@ -574,7 +572,9 @@ async def test_owner_alone_keeps_the_group(
     first = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions())
     assert failures(first) == []
     group_before = os.lstat(target.lpath("dst", "a")).st_gid
-    report = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions(owner="nobody"))
+    report = await api.push(
+        session, f"{src}/", target.rpath("dst"), TransferOptions(owner="nobody")
+    )
     assert failures(report) == []
     assert report.attributes > 0
     st = os.lstat(target.lpath("dst", "a"))
