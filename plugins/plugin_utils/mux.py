@@ -76,8 +76,6 @@ class MuxServer:
         self.active = 0
         self.last_activity = time.monotonic()
         self.stop = asyncio.Event()
-        self._spare: asyncio.Task[asyncssh.SSHClientProcess[bytes] | None] | None = None
-        self._spare_works = os.environ.get("PIPELINED_SFTP_MUX_SPARE", "1") != "0"
 
     async def serve(self, sock: socket.socket) -> None:
         """Accept clients on ``sock`` until idle, stopped, or the SSH connection is gone."""
@@ -101,10 +99,6 @@ class MuxServer:
 
     def retire(self) -> None:
         """Stop taking clients at once: remove our socket file and close the listener."""
-        if self._spare is not None:
-            self._spare.cancel()
-            self._spare = None
-            self._spare_works = False
         with contextlib.suppress(FileNotFoundError):
             if os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)
@@ -162,65 +156,13 @@ class MuxServer:
         if not isinstance(command, str):
             writer.write(mp.json_frame(mp.ERROR, {"message": "exec request without command."}))
             return
-        proc = await self._take_spare(command)
-        if proc is not None:
-            writer.write(mp.json_frame(mp.OK, {}))
-        else:
-            proc = await self._open(writer, "exec", command=command)
-            if proc is None:
-                return
+        proc = await self._open(writer, "exec", command=command)
+        if proc is None:
+            return
         try:
             await _pump_exec(proc, reader, writer)
         finally:
             proc.close()
-            self._prepare_spare()  # after, not during: it would compete with this command
-
-    # A spare channel saves the channel-open and exec-request round trips of the next
-    # command: it runs a tiny POSIX sh trampoline that prints R, reads one line (the
-    # command) from stdin, and execs the login shell on it; the rest of stdin is the
-    # command's. Multi-line commands, and shells where the trampoline does not print R,
-    # use a fresh channel.
-    SPARE_COMMAND = 's="${SHELL:-/bin/sh}" && printf R && IFS= read -r c && exec "$s" -c "$c"'
-
-    def _prepare_spare(self) -> None:
-        if self._spare_works and self._spare is None:
-            self._spare = asyncio.ensure_future(self._open_spare())
-
-    async def _open_spare(self) -> asyncssh.SSHClientProcess[bytes] | None:
-        try:
-            proc: asyncssh.SSHClientProcess[bytes] = await self.conn.create_process(
-                self.SPARE_COMMAND, encoding=None
-            )
-        except (asyncssh.Error, OSError):
-            return None
-        try:
-            async with asyncio.timeout(30):
-                ready = await proc.stdout.readexactly(1)
-        except (asyncio.IncompleteReadError, TimeoutError, asyncssh.Error, OSError):
-            ready = b""
-        if ready != b"R":
-            self._spare_works = False
-            proc.close()
-            return None
-        return proc
-
-    async def _take_spare(self, command: str) -> asyncssh.SSHClientProcess[bytes] | None:
-        """The spare channel, now running ``command``; None when there is none to use."""
-        if self._spare is None or any(ch in command for ch in "\n\r\0"):
-            return None
-        spare, self._spare = self._spare, None
-        proc = await spare
-        if proc is None:
-            return None
-        if proc.exit_status is not None or proc.stdout.at_eof():  # went away while waiting
-            proc.close()
-            return None
-        try:
-            proc.stdin.write(command.encode("utf-8", "surrogateescape") + b"\n")
-        except (asyncssh.Error, OSError):
-            proc.close()
-            return None
-        return proc
 
     async def _sftp(
         self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
