@@ -413,3 +413,23 @@ def test_core_session_for_actions(
     assert (root["user"], root["root_dir"]) == ("root", True)
     assert plain["after"] == root["after"] == "still-open"
     assert bool(mux_processes(control)) == (persistent == "true")
+
+
+def test_without_pipelining_payloads_go_through_put_file(sshd: Sshd, control: Path) -> None:
+    inventory = sshd.inventory(
+        "nopipe",
+        ansible_user=BECOME_USER,
+        ansible_password=BECOME_PASSWORD,
+        ansible_ssh_private_key_file=None,
+        ansible_become_password=BECOME_PASSWORD,
+        ansible_pipelining="false",
+    )
+    base = ["-i", str(inventory), "all", "-c", PLUGIN, "-vvv"]
+    plain = _run("ansible", [*base, "-m", "ping"], control)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    assert "PUT " in plain.stdout and "AnsiballZ_ping.py" in plain.stdout
+    become = _run("ansible", [*base, "-b", "-m", "command", "-a", "id -un"], control)
+    assert become.returncode == 0, become.stdout[-3000:] + become.stderr[-3000:]
+    assert "PUT " in become.stdout
+    assert become.stdout.rstrip().endswith("root"), become.stdout[-500:]
+    assert BECOME_PASSWORD not in become.stdout + become.stderr
