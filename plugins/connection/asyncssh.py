@@ -359,9 +359,16 @@ class Connection(ConnectionBase):
         return mux.MuxSession(spec, self._require_socket())
 
     def run_core(self, coro: Any) -> Any:
-        """Run a coroutine using a session from :meth:`get_core_session` to completion."""
+        """Run a coroutine using a session from :meth:`get_core_session` to completion.
+
+        A lost persistent connection raises AnsibleConnectionFailure (the host is
+        unreachable); the core's own errors pass through unchanged.
+        """
         self._connect()
-        return self._run(coro)
+        try:
+            return self._run(coro)
+        except mux.MuxError as exc:
+            raise _failure(exc) from None
 
     def _file_session(self) -> mux.MuxSession | SSHSession:
         if self._direct is not None:
