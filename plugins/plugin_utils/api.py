@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     FailFast,
-    SessionLike,
     files_in_flight,
     open_channels,
 )

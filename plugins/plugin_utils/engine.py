@@ -12,10 +12,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import Session
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import UnsafeName
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_CONNECTION_LOST,
@@ -43,8 +42,10 @@ class FailFast(Exception):
     """Raised to stop a run at the first failure when fail_fast is asked."""
 
 
-SessionLike = Session
-"""What the core needs from a session: see connect.Session."""
+if TYPE_CHECKING:  # connect imports asyncssh: keep it out of tasks that only need the core
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import Session
+
+    SessionLike = Session
 
 
 @dataclass

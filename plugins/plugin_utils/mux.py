@@ -146,7 +146,10 @@ class MuxServer:
             message = f"Cannot open {what} channel: {exc}"
             writer.write(mp.json_frame(mp.ERROR, {"message": message}))
             return None
-        writer.write(mp.json_frame(mp.OK, {}))
+        # The client's SFTP layer needs the server software (OpenSSH swaps SYMLINK's
+        # arguments and answers strictly in order).
+        server_version = str(self.conn.get_extra_info("server_version", ""))
+        writer.write(mp.json_frame(mp.OK, {"server_version": server_version}))
         return proc
 
     async def _exec(

@@ -266,7 +266,7 @@ def ensure_server(
 
 
 async def _request(
-    path: str, request: dict[str, Any]
+    path: str, request: dict[str, Any], info: dict[str, Any] | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=4 * mp.CHUNK)
@@ -284,6 +284,8 @@ async def _request(
         writer.close()
         message = mp.parse_json(payload).get("message", "request refused") if payload else ""
         raise MuxError(f"The persistent connection refused the request: {message}")
+    if info is not None and payload:
+        info.update(mp.parse_json(payload))
     return reader, writer
 
 
@@ -340,13 +342,16 @@ class ExecResult:
 
 
 async def open_sftp_streams(
-    path: str, command: str | None = None
+    path: str, command: str | None = None, info: dict[str, Any] | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A raw byte pipe to a new SFTP channel of the persistent connection at ``path``."""
+    """A raw byte pipe to a new SFTP channel of the persistent connection at ``path``.
+
+    ``info`` receives what the connection process says of the server (server_version).
+    """
     request: dict[str, Any] = {"op": "sftp"}
     if command is not None:
         request["command"] = command
-    return await _request(path, request)
+    return await _request(path, request, info)
 
 
 # --------------------------------------------------------------------------- core sessions
@@ -370,8 +375,9 @@ async def collect(channel: Any, stdin: bytes | None) -> ExecResult:
         channel.close()
 
 
-async def _start_sftp(reader: Any, writer: Any) -> SFTPClient:
-    client = SFTPClient(reader, writer)
+async def _start_sftp(reader: Any, writer: Any, server_version: str) -> SFTPClient:
+    openssh = "OpenSSH" in server_version
+    client = SFTPClient(reader, writer, nonstandard_symlink=openssh, ordered=openssh)
     try:
         await client.start()
     except BaseException:
@@ -406,8 +412,9 @@ class MuxSession:
         """A new started SFTP client on its own channel."""
         if self.spec.become is not None:
             return await (await self._become_session()).open_sftp()
-        reader, writer = await open_sftp_streams(self.path)
-        return await _start_sftp(reader, writer)
+        info: dict[str, Any] = {}
+        reader, writer = await open_sftp_streams(self.path, info=info)
+        return await _start_sftp(reader, writer, str(info.get("server_version", "")))
 
     async def exec(self, command: str, stdin: bytes | None = None) -> ExecResult:
         """Run ``command`` and return its exit status and output."""

@@ -10,11 +10,13 @@ import posixpath
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     DirNode,
-    SessionLike,
     TreeRun,
     files_in_flight,
 )
