@@ -121,3 +121,19 @@ def test_module_run_on_a_target_fails_with_one_sentence(tmp_path: Path, module: 
         f"The {module} module runs on the controller through its action plugin and cannot be "
         f"executed on a target; call it as a task (pipelined.sftp.{module}) instead."
     )
+
+
+def test_tuning_defaults_match_the_core() -> None:
+    """The modules' documented defaults are the core's own defaults."""
+    from ansible_collections.pipelined.sftp.plugins.module_utils import argspecs
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
+        RemoveOptions,
+        TransferOptions,
+    )
+
+    transfer, remove = TransferOptions(), RemoveOptions()
+    for spec in (argspecs.COPY_ARGUMENT_SPEC, argspecs.FETCH_ARGUMENT_SPEC):
+        assert spec["max_requests"]["default"] == transfer.max_requests
+        assert spec["block_size"]["default"] == transfer.block_size
+        assert spec["connections"]["default"] == transfer.connections
+    assert argspecs.REMOVE_ARGUMENT_SPEC["max_requests"]["default"] == remove.max_requests
