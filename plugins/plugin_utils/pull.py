@@ -97,16 +97,17 @@ class Pull:
         self._real_root: bytes | None = None
 
     async def fetch(
-        self, remote_dir: bytes, local_dir: bytes, src: Entry, rel: bytes, is_new: bool
+        self, remote: bytes, local_dir: bytes, name: bytes, src: Entry, rel: bytes, is_new: bool
     ) -> None:
+        """Receive the remote file `remote` as local_dir/name."""
         wanted = wanted_file(src, self.options, None, None)
         if not self.options.check_mode:
             try:
                 got = await receive_file(
                     self.ch,
-                    join(remote_dir, src.name),
+                    remote,
                     local_dir,
-                    src.name,
+                    name,
                     src.size,
                     wanted.mode,
                     wanted.mtime,
@@ -122,17 +123,64 @@ class Pull:
         self.report.bytes += got
         (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
 
-    async def link(
-        self, remote_dir: bytes, local_dir: bytes, src: Entry, dst: Entry | None, rel: bytes
+    async def file(
+        self,
+        remote: bytes,
+        local_dir: bytes,
+        name: bytes,
+        src: Entry,
+        dst: Entry | None,
+        rel: bytes,
+        node: DirNode | None,
     ) -> None:
+        """Fetch, fix attributes of, or skip one regular file (started as a task under node)."""
+        target = os.path.join(local_dir, name)
+        decision = content_decision(src, dst, self.options)
+        if decision == "checksum":
+            same = await self.same_checksum(posixpath.dirname(remote), target, src)
+            decision = "skip" if same else "send"
+        if decision == "send":
+            if node is None:
+                await self.fetch(remote, local_dir, name, src, rel, dst is None)
+            else:
+                await self.run.start_file(
+                    node, self.fetch, remote, local_dir, name, src, rel, dst is None
+                )
+            return
+        if dst is None:
+            return
+        wanted = wanted_file(src, self.options, None, None)
+        if not attrs_differ(dst, wanted):
+            self.report.skipped += 1
+            return
+        if not self.options.check_mode:
+            try:
+                if wanted.mode is not None:
+                    os.chmod(target, wanted.mode)
+                if wanted.mtime is not None:
+                    os.utime(target, (wanted.mtime, wanted.mtime))
+            except OSError as exc:
+                self.run.fail(rel, exc)
+                return
+        self.report.attributes += 1
+        self.report.changed_paths.add(_show(rel))
+
+    async def link(
+        self,
+        remote: bytes,
+        local_dir: bytes,
+        name: bytes,
+        src: Entry,
+        dst: Entry | None,
+        rel: bytes,
+    ) -> None:
+        """Recreate the remote symlink `remote` as local_dir/name (never followed)."""
         try:
-            target = await read_link_target(
-                self.ch.main, self.ch.budget, join(remote_dir, src.name), src
-            )
+            target = await read_link_target(self.ch.main, self.ch.budget, remote, src)
         except SFTPError as exc:
             self.run.fail(rel, exc)
             return
-        local = os.path.join(local_dir, src.name)
+        local = os.path.join(local_dir, name)
         if dst is not None and dst.kind == "link" and os.readlink(local) == target:
             self.report.skipped += 1
             return
@@ -273,30 +321,12 @@ class Pull:
             child = _Job(rel, src, dst)
             self.run.add_dir(child, node, self.finalizer(child, target))
         elif src.kind == "file":
-            decision = content_decision(src, dst, self.options)
-            if decision == "checksum":
-                decision = "skip" if await self.same_checksum(remote, target, src) else "send"
-            if decision == "send":
-                await self.run.start_file(node, self.fetch, remote, local, src, rel, dst is None)
-            elif dst is not None:
-                wanted = wanted_file(src, self.options, None, None)
-                if attrs_differ(dst, wanted):
-                    if not self.options.check_mode:
-                        try:
-                            if wanted.mode is not None:
-                                os.chmod(target, wanted.mode)
-                            if wanted.mtime is not None:
-                                os.utime(target, (wanted.mtime, wanted.mtime))
-                        except OSError as exc:
-                            self.run.fail(rel, exc)
-                            return
-                    self.report.attributes += 1
-                    self.report.changed_paths.add(_show(rel))
-                else:
-                    self.report.skipped += 1
+            await self.file(join(remote, src.name), local, src.name, src, dst, rel, node)
         elif src.kind == "link":
             if self.options.links != "skip":
-                await self.run.start_file(node, self.link, remote, local, src, dst, rel)
+                await self.run.start_file(
+                    node, self.link, join(remote, src.name), local, src.name, src, dst, rel
+                )
         else:
             self.report.specials += 1
 
@@ -357,72 +387,10 @@ class Pull:
             return
         if existing is not None and existing.kind == "dir":
             raise SourceError(f"the destination {dest} is a directory")
-        remote_dir = posixpath.dirname(remote) or b"."
-        root.name = os.path.basename(local.rstrip(b"/"))
-        name_in_remote = posixpath.basename(remote)
-        src_entry = Entry(name_in_remote, root.kind, root.size, root.mtime, root.mode)
-        local_dir = parent
-        rel = os.path.basename(local)
+        name = os.path.basename(local.rstrip(b"/"))
         if root.kind == "link":
-            src_entry.target = await request(self.ch, self.ch.main.readlink, remote)
-            await self.link_single(src_entry, existing, local, rel)
-            return
-        if root.kind != "file":
-            raise SourceError(f"the remote source {src} is not a regular file or directory")
-        decision = content_decision(src_entry, existing, self.options)
-        if decision == "checksum":
-            decision = "skip" if await self.same_checksum(remote_dir, local, src_entry) else "send"
-        if decision == "send":
-            await self.fetch_single(remote, local_dir, rel, src_entry, existing is None)
-        elif existing is not None:
-            wanted = wanted_file(src_entry, self.options, None, None)
-            if attrs_differ(existing, wanted):
-                if not self.options.check_mode:
-                    if wanted.mode is not None:
-                        os.chmod(local, wanted.mode)
-                    if wanted.mtime is not None:
-                        os.utime(local, (wanted.mtime, wanted.mtime))
-                self.report.attributes += 1
-                self.report.changed_paths.add(_show(rel))
-            else:
-                self.report.skipped += 1
-
-    async def fetch_single(
-        self, remote: bytes, local_dir: bytes, name: bytes, src: Entry, is_new: bool
-    ) -> None:
-        wanted = wanted_file(src, self.options, None, None)
-        if not self.options.check_mode:
-            try:
-                got = await receive_file(
-                    self.ch,
-                    remote,
-                    local_dir,
-                    name,
-                    src.size,
-                    wanted.mode,
-                    wanted.mtime,
-                    atomic=self.options.atomic,
-                    block_size=self.options.block_size,
-                )
-            except Exception as exc:
-                self.run.fail(name, exc)
-                return
+            await self.link(remote, parent, name, root, existing, name)
+        elif root.kind == "file":
+            await self.file(remote, parent, name, root, existing, name, None)
         else:
-            got = src.size
-        self.report.files += 1
-        self.report.bytes += got
-        (self.report.added if is_new else self.report.changed_paths).add(_show(name))
-
-    async def link_single(
-        self, src: Entry, existing: Entry | None, local: bytes, rel: bytes
-    ) -> None:
-        target = src.target or b""
-        if existing is not None and existing.kind == "link" and os.readlink(local) == target:
-            self.report.skipped += 1
-            return
-        if not self.options.check_mode:
-            if existing is not None:
-                _remove_local(local)
-            os.symlink(target, local)
-        self.report.symlinks += 1
-        (self.report.added if existing is None else self.report.changed_paths).add(_show(rel))
+            raise SourceError(f"the remote source {src} is not a regular file or directory")
