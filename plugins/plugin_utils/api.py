@@ -77,7 +77,7 @@ async def _extra_channels(
     spec = getattr(session, "spec", None)
     if spec is None:
         return [], None
-    sessions = [await open_session(spec) for _ in range(options.connections - 1)]
+    sessions = [await open_session(spec) for _extra in range(options.connections - 1)]
     channels = await open_channels(sessions, 1, options.max_requests)
     return list(sessions), channels
 

@@ -46,7 +46,7 @@ class Budget:
         reply.add_done_callback(self._release_transfer)
         return reply
 
-    def _release_transfer(self, _: object) -> None:
+    def _release_transfer(self, _reply: object) -> None:
         self._given_back(self._transfer)
 
     def _taken(self) -> None:

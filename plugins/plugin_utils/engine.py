@@ -81,7 +81,7 @@ async def open_channels(
 ) -> Channels:
     """Open `per_session` SFTP channels on each session; learn limits and round trip."""
     opened = await asyncio.gather(
-        *(session.open_sftp() for session in sessions for _ in range(max(1, per_session))),
+        *(session.open_sftp() for session in sessions for _channel in range(max(1, per_session))),
         return_exceptions=True,
     )
     clients = [client for client in opened if isinstance(client, SFTPClient)]
@@ -271,5 +271,5 @@ class TreeRun(Generic[J]):
 
         async with asyncio.TaskGroup() as group:
             self._group = group
-            for _ in range(workers):
+            for _worker in range(workers):
                 group.create_task(worker())

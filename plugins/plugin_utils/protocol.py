@@ -220,7 +220,7 @@ class _Buffer:
             attrs.atime = self.u32()
             attrs.mtime = self.u32()
         if flags & ATTR_EXTENDED:
-            for _ in range(self.u32()):
+            for _extension in range(self.u32()):
                 self.string()
                 self.string()
         return attrs
@@ -288,7 +288,7 @@ class SFTPClient:
         if b"limits@openssh.com" not in self.extensions:
             return ServerLimits()
         reply = _Buffer(await self.extended(b"limits@openssh.com", b""))
-        max_packet, max_read, max_write, max_handles = (reply.u64() for _ in range(4))
+        max_packet, max_read, max_write, max_handles = (reply.u64() for _field in range(4))
         defaults = ServerLimits()
         return ServerLimits(
             max_packet=max_packet or defaults.max_packet,
@@ -494,7 +494,7 @@ class SFTPClient:
         if rtype != FXP_NAME:
             raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
         names = []
-        for _ in range(body.u32()):
+        for _name in range(body.u32()):
             filename = body.string()
             body.string()  # longname
             names.append(Name(filename, body.attrs()))

@@ -172,7 +172,7 @@ class _SmallFiles:
         batch, self.batch, self.bytes = self.batch, [], 0
         if not batch:
             return
-        wanted = [(src.name, src.size, src.mtime) for src, _, _ in batch]
+        wanted = [(src.name, src.size, src.mtime) for src, _rel, _dst in batch]
         loaded = await asyncio.to_thread(read_many, self.local, wanted)
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
@@ -489,7 +489,8 @@ class Push:
         batch: list[tuple[Entry, Entry]],
         node: DirNode,
     ) -> None:
-        remote_sums = await _remote_checksums(self.session, remote, [src.name for src, _ in batch])
+        names = [src.name for src, _dst in batch]
+        remote_sums = await _remote_checksums(self.session, remote, names)
         for (src, dst), remote_sum in zip(batch, remote_sums, strict=True):
             rel = relative(rel_dir, src.name)
             local_sum = await asyncio.to_thread(_local_checksum, os.path.join(local, src.name))

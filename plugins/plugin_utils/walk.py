@@ -165,7 +165,7 @@ async def list_remote_dir(
                 return await client.readdir(handle)
 
         try:
-            for _ in range(ahead):
+            for _request in range(ahead):
                 pending.append(asyncio.ensure_future(readdir()))
             while pending:
                 names = await pending.popleft()
