@@ -396,7 +396,10 @@ async def _close_all(conns: Sequence[asyncssh.SSHClientConnection]) -> None:
 # -- sessions --------------------------------------------------------------------------
 
 T = TypeVar("T")
-_CHANNEL_GONE = (asyncio.IncompleteReadError, ConnectionError, EOFError, asyncssh.Error)
+# A channel that went away raises EOFError (asyncio.IncompleteReadError is one),
+# ConnectionError or asyncssh.Error. They are spelled out at each `except`, not named once:
+# pylint resolves `asyncssh` to plugins/connection/asyncssh.py and would then report a
+# named tuple of them as catching non-exceptions.
 
 
 class _Stderr:
@@ -504,7 +507,7 @@ class SSHSession:
             stdin.close()
             message = f"{what} did not answer within {timeout:g} s"
             raise _err(ConnectError, self.spec, message, unreachable=False) from None
-        except (*_CHANNEL_GONE, OSError, ValueError) as exc:
+        except (EOFError, OSError, asyncssh.Error, ValueError) as exc:
             stdin.close()
             detail = _one_line(bytes(stderr.data)) or (
                 "the channel closed"
@@ -527,7 +530,9 @@ class SSHSession:
         try:
             if prompt is not None:
                 await self._send_password(prompt, stdin, stderr, server)
-            started, _ = await self._unless_sudo_gives_up(client.start(), stderr, prompt, server)
+            started, _start_result = await self._unless_sudo_gives_up(
+                client.start(), stderr, prompt, server
+            )
             if not started:
                 raise await self._become_failure(stderr, prompt, server)
         except BaseException:
@@ -594,7 +599,7 @@ class SSHSession:
         try:
             if prompt is not None:
                 await self._send_password(prompt, writer, stderr, "/bin/sh")
-            _, out = await self._unless_sudo_gives_up(
+            _answered, out = await self._unless_sudo_gives_up(
                 _read_past(stdout, marker.encode() + b"\n"), stderr, prompt, "/bin/sh"
             )
             if out is None:
@@ -607,7 +612,7 @@ class SSHSession:
             channel = cast("asyncssh.SSHClientChannel[bytes]", writer.channel)
             await channel.wait_closed()
             rc = channel.get_returncode()
-        except _CHANNEL_GONE as exc:
+        except (EOFError, ConnectionError, asyncssh.Error) as exc:
             message = f"the SSH connection to {self.spec.display()} was lost: {_one_line(str(exc))}"
             raise _err(ConnectError, self.spec, message) from None
         finally:
@@ -686,7 +691,7 @@ class SSHSession:
                 exc = task.exception()
                 if exc is None:
                     return True, task.result()
-                if isinstance(exc, (*_CHANNEL_GONE, OSError)):
+                if isinstance(exc, (EOFError, OSError, asyncssh.Error)):
                     return False, None
                 raise exc
             if watch is not None and watch.done():
