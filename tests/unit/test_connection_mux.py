@@ -181,7 +181,7 @@ def test_concurrent_starts_leave_one_process(sshd: Sshd, control: Path) -> None:
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
+    threads = [threading.Thread(target=start) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -116,6 +116,7 @@ def _run(
         text=True,
         timeout=timeout,
         cwd=str(control.parent),
+        check=False,
     )
 
 

@@ -53,7 +53,7 @@ def _keygen(path: Path) -> str:
 
 def ensure_become_user() -> None:
     """Create the password login user with a password-requiring sudo rule (idempotent)."""
-    if subprocess.run(["id", BECOME_USER], capture_output=True).returncode != 0:
+    if subprocess.run(["id", BECOME_USER], capture_output=True, check=False).returncode != 0:
         subprocess.run(["useradd", "-m", "-s", "/bin/sh", BECOME_USER], check=True)
     subprocess.run(["chpasswd"], input=f"{BECOME_USER}:{BECOME_PASSWORD}\n", text=True, check=True)
     rule = f"{BECOME_USER} ALL=(ALL) PASSWD: ALL\nDefaults:{BECOME_USER} !requiretty\n"
@@ -111,7 +111,9 @@ def run_sshd() -> Iterator[Sshd]:
     known = root / "known_hosts"
     host_key_line = f"[127.0.0.1]:{port} ssh-ed25519 {host_blob}\n"
     known.write_text(host_key_line)
-    sftp_server = next(p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p))
+    sftp_server = next((p for p in SFTP_SERVER_CANDIDATES if os.path.exists(p)), None)
+    if sftp_server is None:
+        raise RuntimeError(f"no sftp-server at {' or '.join(SFTP_SERVER_CANDIDATES)}")
     config = root / "sshd_config"
     config.write_text(
         f"""Port {port}

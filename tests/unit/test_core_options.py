@@ -131,9 +131,9 @@ async def test_links_follow_stays_inside_the_source(
         session, f"{src}/", target.rpath("dst"), TransferOptions(links="follow")
     )
     dst = target.lpath("dst")
-    reported = {path for path, _ in failures(report)}
+    reported = {path for path, _reason in failures(report)}
     assert reported == {"link-out", "link-abs", "link-dangling"}
-    assert all("outside the source tree" in reason for _, reason in failures(report))
+    assert all("outside the source tree" in reason for _path, reason in failures(report))
     assert not any(os.path.lexists(dst / name) for name in reported)
     assert (dst / "link-file").read_bytes() == b"inside"
     assert not os.path.islink(dst / "link-file")
@@ -161,7 +161,7 @@ async def test_pull_links_follow_stays_inside_the_source(
     back = local_tmp / "back"
     follow = TransferOptions(links="follow")
     report = await api.pull(session, target.rpath("tree"), str(back), follow)
-    assert {path for path, _ in failures(report)} == {"link-out"}
+    assert {path for path, _reason in failures(report)} == {"link-out"}
     assert not os.path.lexists(back / "link-out")
     assert (back / "link-file").read_bytes() == b"inside" and not (back / "link-file").is_symlink()
     assert (back / "link-dir" / "file1").read_bytes() == b"inside"
@@ -344,7 +344,7 @@ async def test_source_whose_size_changed_since_listing_is_refused(
 ) -> None:
     """A /proc file is listed with size 0 but reads as more: it is not written anywhere."""
     report = await api.push(session, "/proc/self/status", target.rpath("status"), TransferOptions())
-    assert [path for path, _ in failures(report)] == ["status"]
+    assert [path for path, _reason in failures(report)] == ["status"]
     assert "changed" in failures(report)[0][1]
     assert (report.files, report.bytes, report.changed) == (0, 0, False)
     assert not target.lpath("status").exists()
@@ -381,8 +381,8 @@ async def test_large_source_growing_during_push_leaves_nothing(
         target.rpath("dst"),
         options,
     )
-    assert {path for path, _ in failures(report)} == {"new", "existing"}
-    assert all("changed" in reason for _, reason in failures(report)), failures(report)
+    assert {path for path, _reason in failures(report)} == {"new", "existing"}
+    assert all("changed" in reason for _path, reason in failures(report)), failures(report)
     assert not target.lpath("dst", "new").exists()
     assert target.lpath("dst", "existing").read_bytes() == b"previous content"
     assert report.files == 0
@@ -425,7 +425,7 @@ async def test_pull_of_a_file_growing_on_the_server_is_reported(
         str(back),
         TransferOptions(block_size=64 * KIB),
     )
-    assert [path for path, _ in failures(report)] == ["grows"]
+    assert [path for path, _reason in failures(report)] == ["grows"]
     assert "grew" in failures(report)[0][1] or "changed" in failures(report)[0][1]
     assert not (back / "grows").exists()
     assert (back / "calm").read_bytes() == b"calm"
@@ -489,8 +489,8 @@ async def test_failures_do_not_hide_other_files(
     src = local_tmp / "src"
     _conflicting(target, src)
     report = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions())
-    assert sorted(path for path, _ in failures(report)) == ["clash1", "clash2"]
-    assert all("directory is in the way" in reason for _, reason in failures(report))
+    assert sorted(path for path, _reason in failures(report)) == ["clash1", "clash2"]
+    assert all("directory is in the way" in reason for _path, reason in failures(report))
     assert report.files == 20
 
 
@@ -611,8 +611,8 @@ async def test_links_follow_never_loops(
     follow = TransferOptions(links="follow")
     report = await api.push(session, f"{src}/", target.rpath("dst"), follow)
     loops = {"a/up", "a/b/self", "a/sibling/self", "here"}
-    assert {path for path, _ in failures(report)} == loops
-    assert all("loop" in reason for _, reason in failures(report))
+    assert {path for path, _reason in failures(report)} == loops
+    assert all("loop" in reason for _path, reason in failures(report))
     dst = target.lpath("dst")
     assert sorted(os.listdir(dst / "a")) == ["b", "f", "sibling"]
     assert (dst / "a" / "sibling").is_dir() and os.listdir(dst / "a" / "sibling") == []
@@ -622,6 +622,6 @@ async def test_links_follow_never_loops(
     await api.push(session, f"{src}/", target.rpath("tree"), TransferOptions())
     back = local_tmp / "back"
     report = await api.pull(session, target.rpath("tree"), str(back), follow)
-    assert {path for path, _ in failures(report)} == loops
+    assert {path for path, _reason in failures(report)} == loops
     assert sorted(os.listdir(back / "a")) == ["b", "f", "sibling"]
     assert report.files == 1

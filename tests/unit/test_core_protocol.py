@@ -167,7 +167,7 @@ async def test_pull_never_writes_outside_dest(
     assert (dest / "sub" / "inner").read_bytes() == b"inner"
     assert sorted(os.listdir(dest)) == ["good", "sub"]
     assert sorted(os.listdir(dest / "sub")) == ["inner"]
-    reasons = " ".join(reason for _, reason in failures(report))
+    reasons = " ".join(reason for _path, reason in failures(report))
     assert "unsafe name" in reasons
     assert "escaped" in reasons
 
@@ -184,7 +184,7 @@ async def test_push_delete_leaves_hostile_names_alone(
     assert (served / "bystander").read_bytes() == b"untouched"
     assert sorted(os.listdir(served / "dst")) == ["a"]
     assert report.deleted == 1
-    assert "unsafe name" in " ".join(reason for _, reason in failures(report))
+    assert "unsafe name" in " ".join(reason for _path, reason in failures(report))
 
 
 async def test_remove_leaves_hostile_names_alone(
@@ -195,4 +195,4 @@ async def test_remove_leaves_hostile_names_alone(
     write_file(served / "tree" / "f", b"f")
     report = await api.remove(session, ["/tree"], RemoveOptions())
     assert (served / "bystander").read_bytes() == b"untouched"
-    assert "unsafe name" in " ".join(reason for _, reason in failures(report))
+    assert "unsafe name" in " ".join(reason for _path, reason in failures(report))

@@ -49,7 +49,7 @@ def test_other_seed_other_tree(tree_factory: TreeFactory, shape: str) -> None:
 
 def test_shapes_have_their_features(tree_factory: TreeFactory) -> None:
     deep = tree_factory("deep", depth=50)
-    assert sum(1 for _ in os.walk(deep)) == 51
+    assert sum(1 for _level in os.walk(deep)) == 51
     # 10,000 files: on tmpfs when there is one, disk file creation costs ~1 ms each
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as d:
         generate("wide", Path(d) / "wide", count=10_000)
