@@ -35,8 +35,10 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     TransferOptions,
 )
 
-CHANNELS_PER_CONNECTION = 2
-"""OpenSSH's sftp-server handles one request at a time per channel: two use both cores."""
+CHANNELS_PER_CONNECTION = 4
+"""SFTP channels opened per connection. OpenSSH runs one sftp-server per channel, which
+answers one request at a time, and gives each channel a 2 MiB window: large files spread
+their chunks over all of them; small files use the first SMALL_FILE_CHANNELS."""
 
 
 class TransferError(Exception):

@@ -7,11 +7,15 @@ file transfers; the total never exceeds the configured cap.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+MAX_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+"""File data held in memory at once (read and not yet written) per server."""
 
 
 class Budget:
@@ -28,6 +32,7 @@ class Budget:
         self._handles = asyncio.Semaphore(self.max_handles)
         self.outstanding = 0
         self.peak = 0
+        self.bytes = ByteBudget(MAX_BYTES_IN_FLIGHT)
         self._background: set[asyncio.Task[None]] = set()
 
     def request(self, listing: bool = False) -> _Slot:
@@ -96,3 +101,62 @@ class _Slot:
 
     async def __aexit__(self, *exc: object) -> None:
         self._budget._given_back(self._lane)
+
+
+class ByteBudget:
+    """A cap on file bytes held in memory, granted first come, first served.
+
+    A request above the cap is clamped to it, so it waits for an empty budget but never
+    deadlocks.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.held = 0
+        self.peak = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, size: int) -> int:
+        """Wait until `size` bytes fit; returns the amount to release later."""
+        size = min(max(size, 0), self.cap)
+        if not self._waiters and self.held + size <= self.cap:
+            self._take(size)
+            return size
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((size, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release(size)
+            raise
+        return size
+
+    def try_acquire(self, size: int) -> int | None:
+        """Take `size` bytes if they fit now and nobody waits; None otherwise."""
+        size = min(max(size, 0), self.cap)
+        if self._waiters or self.held + size > self.cap:
+            return None
+        self._take(size)
+        return size
+
+    def release(self, size: int) -> None:
+        self.held -= size
+        while self._waiters and self.held + self._waiters[0][0] <= self.cap:
+            size, granted = self._waiters.popleft()
+            if not granted.done():
+                self._take(size)
+                granted.set_result(None)
+
+    def _take(self, size: int) -> None:
+        self.held += size
+        self.peak = max(self.peak, self.held)
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        """Hold `size` bytes for the body of an async with."""
+        taken = await self.acquire(size)
+        try:
+            yield
+        finally:
+            self.release(taken)

@@ -33,6 +33,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 PROGRESS_INTERVAL = 2.0
 MIN_FILES_IN_FLIGHT = 64
 MAX_HANDLES = 1024
+SMALL_FILE_CHANNELS = 2
+"""More channels only add server processes competing for the same cores (measured)."""
 MAX_FILES_IN_FLIGHT = 1024
 FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
@@ -59,7 +61,8 @@ class Channels:
     _next: int = 0
 
     def pick(self) -> SFTPClient:
-        client = self.clients[self._next % len(self.clients)]
+        """The next channel for a small file or a single request (round robin)."""
+        client = self.clients[self._next % min(len(self.clients), SMALL_FILE_CHANNELS)]
         self._next += 1
         return client
 

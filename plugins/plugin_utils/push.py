@@ -62,6 +62,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
 CHECKSUM_BATCH = 64
 READ_BATCH_FILES = 32
 READ_BATCH_BYTES = 1 << 20
+READ_BATCH_MAX_FILE = 64 * 1024
+"""Larger files are read in their own task, under the byte budget."""
 
 
 class SourceError(Exception):
@@ -152,7 +154,7 @@ class _SmallFiles:
 
     async def add(self, src: Entry, rel: bytes, dst: Entry | None) -> None:
         options = self.push.options
-        if options.check_mode or src.size >= options.large_file_threshold:
+        if options.check_mode or src.size > READ_BATCH_MAX_FILE:
             await self.push.run.start_file(
                 self.node,
                 self.push.send,
@@ -260,7 +262,7 @@ class Push:
                     resume=self.options.resume,
                     block_size=self.options.block_size,
                     large_threshold=self.options.large_file_threshold,
-                    extra_clients=self.extra.clients if self.extra else None,
+                    extra_clients=self.extra.clients if self.extra else [],
                     data=data,
                 )
             except Exception as exc:

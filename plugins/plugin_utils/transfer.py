@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -153,36 +154,12 @@ async def send_file(
     client = channels.pick()
 
     if size < large_threshold:
-        if data is None:
+        if data is not None:
+            await _send_small(channels, client, data, target, final, block, attrs)
+            return size
+        async with channels.budget.bytes.hold(size):
             data = await asyncio.to_thread(read_small, local_path, size, mtime)
-        budget = channels.budget
-        async with budget.handle():
-            handle = await request(
-                channels, client.open, target, FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS
-            )
-            # WRITEs, FSETSTAT and CLOSE go out back to back, in one channel write.
-            replies = []
-            for offset in range(0, size, block):
-                chunk = data[offset : offset + block]
-                replies.append(
-                    await budget.issue(partial(client.write_nowait, handle, offset, chunk))
-                )
-            replies.append(
-                await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp()))
-            )
-            replies.append(await budget.issue(partial(client.close_nowait, handle)))
-            try:
-                await _all_ok(replies)
-            except BaseException:
-                if target != final:
-                    await discard(channels, client, target)
-                raise
-        if target != final:
-            try:
-                await rename_into_place(channels, client, target, final)
-            except BaseException:
-                await discard(channels, client, target)
-                raise
+            await _send_small(channels, client, data, target, final, block, attrs)
         return size
 
     try:
@@ -196,7 +173,9 @@ async def send_file(
             attrs,
             block,
             resumable,
-            extra_clients or [],
+            # Every channel has its own SSH window (OpenSSH's is 2 MiB): spreading a large
+            # file's chunks over all of them multiplies what one round trip can carry.
+            [other for other in channels.clients if other is not client] + (extra_clients or []),
         )
         if target != final:
             await rename_into_place(channels, client, target, final)
@@ -205,6 +184,43 @@ async def send_file(
             await discard(channels, client, target)
         raise
     return sent
+
+
+async def _send_small(
+    channels: Channels,
+    client: SFTPClient,
+    data: bytes,
+    target: bytes,
+    final: bytes,
+    block: int,
+    attrs: FileAttrs,
+) -> None:
+    """OPEN, then every WRITE, FSETSTAT and CLOSE back to back, then the rename."""
+    size = len(data)
+    budget = channels.budget
+    async with budget.handle():
+        handle = await request(
+            channels, client.open, target, FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS
+        )
+        # WRITEs, FSETSTAT and CLOSE go out back to back, in one channel write.
+        replies = []
+        for offset in range(0, size, block):
+            chunk = data[offset : offset + block]
+            replies.append(await budget.issue(partial(client.write_nowait, handle, offset, chunk)))
+        replies.append(await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp())))
+        replies.append(await budget.issue(partial(client.close_nowait, handle)))
+        try:
+            await _all_ok(replies)
+        except BaseException:
+            if target != final:
+                await discard(channels, client, target)
+            raise
+    if target != final:
+        try:
+            await rename_into_place(channels, client, target, final)
+        except BaseException:
+            await discard(channels, client, target)
+            raise
 
 
 async def _resume_offset(
@@ -253,6 +269,7 @@ async def _send_large(
     window = asyncio.Semaphore(CHUNKS_IN_FLIGHT_PER_FILE * (1 + len(extra_clients)))
     failures: list[BaseException] = []
     start_offset = offset
+    memory = channels.budget.bytes
     async with channels.budget.handle():
         first = await request(channels, client.open, target, flags, Attrs(permissions=0o600))
         handles.append((client, first))
@@ -273,13 +290,16 @@ async def _send_large(
                     failures.append(exc)
                 finally:
                     window.release()
+                    memory.release(len(data))
 
             with open(local_path, "rb") as source:
                 source.seek(offset)
                 async with asyncio.TaskGroup() as group:
                     index = 0
                     while offset < size and not failures:
-                        data = await asyncio.to_thread(source.read, min(block * 4, size - offset))
+                        want = await memory.acquire(min(block * 4, size - offset))
+                        data = await asyncio.to_thread(source.read, want)
+                        memory.release(want - len(data))
                         if not data:
                             break
                         for piece in range(0, len(data), block):
@@ -350,10 +370,11 @@ async def receive_file(
         handle = await request(channels, client.open, remote_path, FXF_READ)
         try:
             if size <= block * CHUNKS_IN_FLIGHT_PER_FILE:
-                chunks = await _read_whole(channels, client, handle, size, block)
-                if not atomic:
-                    await asyncio.to_thread(_unlink_quiet, final)
-                await asyncio.to_thread(write_local, tmp, chunks, mode, mtime)
+                async with channels.budget.bytes.hold(size):
+                    chunks = await _read_whole(channels, client, handle, size, block)
+                    if not atomic:
+                        await asyncio.to_thread(_unlink_quiet, final)
+                    await asyncio.to_thread(write_local, tmp, chunks, mode, mtime)
             else:
                 await _read_large(
                     channels, client, handle, size, block, tmp, mode, mtime, atomic, final
@@ -445,27 +466,30 @@ async def _read_large(
     fd = await asyncio.to_thread(
         os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
     )
+    memory = channels.budget.bytes
+    window: deque[tuple[int, int, Reply]] = deque()
+    batch: list[bytes] = []
+    batch_bytes = 0
+    next_offset = 0
     try:
-        window: asyncio.Queue[tuple[int, asyncio.Task[bytes]]] = asyncio.Queue()
-        offsets = iter(range(0, size, block))
-        for at in offsets:
-            window.put_nowait(
-                (
-                    at,
-                    asyncio.ensure_future(request(channels, client.read, handle, at, block)),
-                )
-            )
-            if window.qsize() >= CHUNKS_IN_FLIGHT_PER_FILE:
+        while True:
+            # Top the window up; wait for memory only while holding none of this file's.
+            while next_offset < size and len(window) < CHUNKS_IN_FLIGHT_PER_FILE:
+                want = min(block, size - next_offset)
+                if window or batch:
+                    taken = memory.try_acquire(want)
+                    if taken is None:
+                        break
+                else:
+                    taken = await memory.acquire(want)
+                read = partial(client.read_nowait, handle, next_offset, want)
+                window.append((next_offset, taken, await channels.budget.issue(read)))
+                next_offset += want
+            if not window:
                 break
-        pending: list[bytes] = []
-        while not window.empty():
-            at, task = window.get_nowait()
-            try:
-                data = await task
-            except BaseException:
-                while not window.empty():
-                    window.get_nowait()[1].cancel()
-                raise
+            at, taken, reply = window.popleft()
+            batch_bytes += taken
+            data = SFTPClient.data_of(await reply)
             want = min(block, size - at)
             if len(data) < want:
                 if not data:
@@ -473,24 +497,22 @@ async def _read_large(
                 data += await _read_exact(
                     channels, client, handle, at + len(data), want - len(data), block
                 )
-            pending.append(data)
-            nxt = next(offsets, None)
-            if nxt is not None:
-                window.put_nowait(
-                    (
-                        nxt,
-                        asyncio.ensure_future(request(channels, client.read, handle, nxt, block)),
-                    )
-                )
-            if len(pending) >= 16 or window.empty():
-                batch, pending = pending, []
+            batch.append(data)
+            if len(batch) >= 16 or not window:
                 await asyncio.to_thread(_write_chunks, fd, batch)
+                batch = []
+                memory.release(batch_bytes)
+                batch_bytes = 0
         tail = await request(channels, client.read, handle, size, block)
         if tail:
             raise ChangedDuringTransfer("the file grew while it was being read")
         if mode is not None:
             await asyncio.to_thread(os.fchmod, fd, mode)
     finally:
+        for _at, taken, reply in window:  # answered or failed, they hold no more memory
+            reply.cancel()
+            batch_bytes += taken
+        memory.release(batch_bytes)
         await asyncio.to_thread(os.close, fd)
     if mtime is not None:
         os.utime(tmp, (mtime, mtime), follow_symlinks=False)

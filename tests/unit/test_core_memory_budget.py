@@ -1,0 +1,70 @@
+"""The byte budget: file data held in memory stays under its cap, and never deadlocks."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import api, budget
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
+from tests.fixtures.compare import assert_same_tree
+from tests.unit.core_helpers import Target, failures, pattern, set_tree_times, write_file
+
+pytest_plugins = ("tests.unit.core_fixtures",)
+
+
+async def test_byte_budget_grants_in_order_and_clamps() -> None:
+    memory = budget.ByteBudget(100)
+    assert await memory.acquire(60) == 60
+    assert memory.try_acquire(50) is None
+    order: list[str] = []
+
+    async def want(name: str, size: int) -> int:
+        taken = await memory.acquire(size)
+        order.append(name)
+        return taken
+
+    big = asyncio.ensure_future(want("big", 500))  # clamped to the cap: waits for empty
+    small = asyncio.ensure_future(want("small", 10))  # fits, but must not overtake
+    await asyncio.sleep(0)
+    assert order == []
+    memory.release(60)
+    assert await big == 100
+    assert order == ["big"]
+    assert memory.try_acquire(1) is None  # "small" waits first
+    memory.release(100)
+    assert await small == 10
+    assert memory.held == 10 and memory.peak == 100
+
+
+async def test_transfers_hold_at_most_the_cap(
+    target: Target, session: SSHSession, local_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Medium and large files with a 1 MiB cap: the cap holds and everything arrives."""
+    cap = 1 * MIB
+    monkeypatch.setattr(budget, "MAX_BYTES_IN_FLIGHT", cap)
+    seen: list[int] = []
+    real_take = budget.ByteBudget._take
+
+    def take(self: budget.ByteBudget, size: int) -> None:
+        real_take(self, size)
+        seen.append(self.held)
+
+    monkeypatch.setattr(budget.ByteBudget, "_take", take)
+    src = local_tmp / "src"
+    for i in range(24):
+        write_file(src / f"m{i:02d}", pattern(300 * KIB + i, seed=i))
+    write_file(src / "large", pattern(3 * MIB + 5, seed=99))
+    set_tree_times(src)
+    options = TransferOptions(large_file_threshold=2 * MIB, block_size=64 * KIB)
+    pushed = await api.push(session, f"{src}/", target.rpath("dst"), options)
+    assert failures(pushed) == []
+    back = local_tmp / "back"
+    pulled = await api.pull(session, target.rpath("dst"), str(back), options)
+    assert failures(pulled) == []
+    assert_same_tree(src, back)
+    assert seen and max(seen) <= cap
+    assert max(seen) > cap // 2  # the budget was really the limit, not idle
