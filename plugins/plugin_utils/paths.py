@@ -6,7 +6,7 @@ import fnmatch
 import hashlib
 import os
 import posixpath
-import secrets
+import random
 
 NAME_MAX = 255
 
@@ -68,7 +68,9 @@ def temp_name(name: bytes, resumable: bool = False) -> bytes:
 
     Resumable names are stable, so an interrupted transfer finds its partial file.
     """
-    suffix = b".part" if resumable else b"." + secrets.token_hex(4).encode() + b".tmp"
+    # random's generator is reseeded in every forked worker; it is far cheaper than
+    # os.urandom per file and 48 bits keep concurrent runs apart.
+    suffix = b".part" if resumable else b".%012x.tmp" % random.getrandbits(48)
     candidate = b".pipelined." + name + suffix
     if len(candidate) <= NAME_MAX:
         return candidate
