@@ -23,6 +23,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.action_base import 
     transfer_options,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Progress, Report
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 
 
 def defaults(**overrides: Any) -> dict[str, Any]:
@@ -50,8 +51,8 @@ def test_transfer_options_defaults_match_core_defaults() -> None:
     assert options.preserve_mode and options.preserve_times
     assert (options.links, options.compare, options.atomic) == ("preserve", "size_mtime", True)
     assert (options.delete, options.resume, options.check_mode) == (False, False, False)
-    assert (options.max_requests, options.connections, options.block_size) == (256, 1, 262144)
-    assert options.max_files is None
+    assert (options.connections, options.block_size, options.max_files) == (1, 262144, None)
+    assert options == TransferOptions()  # every field, max_requests included, as the core has it
 
 
 def test_transfer_options_carry_every_argument() -> None:
