@@ -83,6 +83,7 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _HEADER = struct.Struct(">IBI")  # length, type, request id
 
+READ_CHUNK = 1 << 20
 MAX_REPLY = 1 << 24  # refuse replies above 16 MiB: a hostile server must not exhaust memory
 
 
@@ -170,6 +171,12 @@ class ServerLimits:
 
 class _Reader(Protocol):
     async def readexactly(self, n: int, /) -> bytes: ...
+
+    async def read(self, n: int, /) -> bytes: ...
+
+
+class _Malformed(Exception):
+    """The server's byte stream is not SFTP."""
 
 
 class _Writer(Protocol):
@@ -339,17 +346,30 @@ class SFTPClient:
 
     async def _read_replies(self) -> None:
         error = SFTPError(FX_CONNECTION_LOST, "the SFTP server closed the connection")
+        buffer = bytearray()
         try:
             while True:
-                header = await self._reader.readexactly(9)
-                length, ptype, request_id = _HEADER.unpack(header)
-                if length > MAX_REPLY or length < 5:
-                    error = SFTPError(FX_BAD_MESSAGE, f"the server sent a {length}-byte reply")
+                # Read whatever has arrived and dispatch every whole reply in it: one
+                # stream read for many replies.
+                chunk = await self._reader.read(READ_CHUNK)
+                if not chunk:
                     break
-                body = await self._reader.readexactly(length - 5) if length > 5 else b""
-                future = self._pending.pop(request_id, None)
-                if future is not None and not future.done():
-                    future.set_result((ptype, _Buffer(body)))
+                buffer += chunk
+                start = 0
+                while len(buffer) - start >= 9:
+                    length, ptype, request_id = _HEADER.unpack_from(buffer, start)
+                    if length > MAX_REPLY or length < 5:
+                        raise _Malformed(f"the server sent a {length}-byte reply")
+                    end = start + 4 + length
+                    if end > len(buffer):
+                        break
+                    future = self._pending.pop(request_id, None)
+                    if future is not None and not future.done():
+                        future.set_result((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
+                    start = end
+                del buffer[:start]
+        except _Malformed as exc:
+            error = SFTPError(FX_BAD_MESSAGE, str(exc))
         except (asyncio.IncompleteReadError, ConnectionError, OSError, EOFError):
             pass
         except asyncio.CancelledError:
