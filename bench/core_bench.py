@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import pstats
-import random
 import resource
 import shlex
 import shutil
@@ -78,7 +77,7 @@ class Scenario:
 
     @property
     def tree_id(self) -> str:
-        return f"{self.shape}-{self.files}-{self.large_size // MIB}"
+        return f"t-{self.shape}-{self.files}-{self.large_size // MIB}"
 
 
 def scenario(name: str, quick: bool) -> Scenario:
@@ -92,53 +91,21 @@ def scenario(name: str, quick: bool) -> Scenario:
     raise SystemExit(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
 
 
-def _write_file(path: Path, size: int, rng: random.Random) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            n = min(left, 8 * MIB)
-            f.write(rng.randbytes(n))
-            left -= n
-
-
 def make_tree(sc: Scenario) -> Path:
-    """The source tree of `sc` (generated once, deterministic, reused across runs)."""
+    """The source tree of `sc`, made by tests/fixtures/trees.py once and reused across runs."""
+    from tests.fixtures.trees import generate
+
     dest = sc.root / "src" / sc.tree_id
     marker = dest.with_name(dest.name + ".done")
     if marker.exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    rng = random.Random(4)
-    if sc.shape == "small":
-        # 10 top directories x 5 subdirectories x N files: 0..16 KiB each
-        per_dir = max(1, sc.files // 50)
-        made = 0
-        for i in range(10):
-            for j in range(5):
-                d = dest / f"d{i:02d}" / f"e{j:02d}"
-                d.mkdir(parents=True)
-                count = per_dir if (i, j) != (9, 4) else sc.files - made
-                for k in range(count):
-                    _write_file(d / f"f{k:05d}.dat", rng.randint(0, 16 * KIB), rng)
-                made += count
-    elif sc.shape == "medium":
-        # ~1 MiB average (256 KiB .. 1.75 MiB), 3 directories
-        total_target = sc.files * MIB
-        sizes = [rng.randint(256 * KIB, 1792 * KIB) for _ in range(sc.files)]
-        scale = total_target / sum(sizes)
-        for k, size in enumerate(sizes):
-            d = dest / f"m{k % 3}"
-            d.mkdir(exist_ok=True)
-            _write_file(d / f"blob{k:04d}.bin", int(size * scale), rng)
+    if sc.shape == "small":  # 0..16 KiB, 100 files per directory
+        generate("small", dest, seed=4, count=sc.files)
+    elif sc.shape == "medium":  # 1 MiB each, one directory
+        generate("large", dest, seed=4, count=sc.files, size=MIB)
     else:
-        for k in range(sc.files):
-            with open(dest / f"large{k}.bin", "wb") as f:
-                left = sc.large_size
-                while left > 0:
-                    n = min(left, 8 * MIB)
-                    f.write(os.urandom(n))
-                    left -= n
+        generate("large", dest, seed=4, count=sc.files, size=sc.large_size)
     marker.touch()
     return dest
 
@@ -186,6 +153,67 @@ def proc_cpu(pid: int | None, children: bool = False) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     first = 13 if children else 11  # utime, stime = fields 14, 15; cutime, cstime = 16, 17
     return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
+
+
+class CPUSampler:
+    """CPU seconds used by every descendant of `pid` (sshd's sessions) while it runs.
+
+    Polls /proc every 20 ms and keeps each process's last seen user + sys time, so the
+    CPU of processes that are never reaped by sshd (reparented to init when a client
+    drops the connection first) still counts; at most ~20 ms per process is missed.
+    """
+
+    def __init__(self, pid: int | None, interval: float = 0.02) -> None:
+        import threading
+
+        self.pid = pid
+        self.interval = interval
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _descendants(pid: int) -> list[int]:
+        """Descendants via /proc/<pid>/task/<pid>/children (cheap: no scan of /proc)."""
+        found: list[int] = []
+        todo = [pid]
+        while todo:
+            parent = todo.pop()
+            try:
+                text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+            except OSError:
+                continue
+            for child in map(int, text.split()):
+                found.append(child)
+                todo.append(child)
+        return found
+
+    def _run(self) -> None:
+        while self.pid is not None and not self._stop.is_set():
+            for child in self._descendants(self.pid):
+                used = proc_cpu(child)
+                if used:
+                    self.seen[child] = max(self.seen.get(child, 0.0), used)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> CPUSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seen.values())
+
+
+def settle(pid: int | None, timeout: float = 10.0) -> None:
+    """Wait until sshd's session processes of the last run are gone."""
+    deadline = time.monotonic() + timeout
+    while pid is not None and CPUSampler._descendants(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -265,6 +293,15 @@ class Row:
     error: str = ""
     quick: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    repeat: int = 0
+
+
+def pick(rows: list[Row]) -> Row | None:
+    """The median successful row (lower median), else the last row, else None."""
+    ok = sorted((r for r in rows if r.ok and r.seconds is not None), key=lambda r: r.seconds or 0)
+    if ok:
+        return ok[(len(ok) - 1) // 2]
+    return rows[-1] if rows else None
 
 
 def run_cmd(
@@ -446,9 +483,19 @@ class Bench:
 
 
 def run_scenario(
-    bench: Bench, sc: Scenario, ops: list[str], peers: list[str], out: list[Row], sink: Path
+    bench: Bench,
+    sc: Scenario,
+    ops: list[str],
+    peers: list[str],
+    out: list[Row],
+    sink: Path,
+    repeat: int = 1,
 ) -> None:
-    """Time every op of `sc` for the core and each peer (core first) and record the rows."""
+    """Time every op of `sc` for the core and each peer and record the rows.
+
+    With `repeat` > 1 the tools take turns (core, peers, core, peers, ...) so slow drifts of
+    the machine hit every tool alike; tables show each tool's median.
+    """
     src = make_tree(sc)
     want = tree_size(src)
     warm(src)
@@ -460,14 +507,17 @@ def run_scenario(
             tools = ["core", *(p for p in peers if p in REMOVE_PEERS)]
         else:
             tools = ["core", *(p for p in peers if p in ALL_PEERS)]
-        for tool in tools:
+        for rep, tool in [(n, t) for n in range(max(1, repeat)) for t in tools]:
             bench.extra = {}
             clean(dest)
-            server_cpu0 = proc_cpu(bench.server.pid, children=True)
-            proxy_cpu0 = proc_cpu(bench.proxy_pid)
             if op == "remove":
                 subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
                 os.sync()
+            proxy_cpu0 = proc_cpu(bench.proxy_pid)
+            bench.extra["load1"] = round(os.getloadavg()[0], 2)  # other work on the machine
+            reaped0 = proc_cpu(bench.server.pid, children=True)
+            sampler = CPUSampler(bench.server.pid).__enter__()
+            if op == "remove":
                 secs, cpu, err = bench.remove(tool, dest)
                 if not err and dest.exists():
                     err = f"{dest} still exists after remove"
@@ -480,10 +530,14 @@ def run_scenario(
                         f"destination has {got[0]} files / {got[1]} bytes, "
                         f"want {want[0]} / {want[1]}"
                     )
-            time.sleep(0.3)  # let sshd reap the session's processes
-            bench.extra["server_cpu"] = round(
-                proc_cpu(bench.server.pid, children=True) - server_cpu0, 2
-            )
+            settled = time.perf_counter()
+            settle(bench.server.pid)
+            sampler.__exit__()
+            bench.extra["settle"] = round(time.perf_counter() - settled, 2)
+            # a lower bound: sampling misses the last 20 ms of each process, reaped time
+            # misses processes orphaned when the client drops first
+            reaped = proc_cpu(bench.server.pid, children=True) - reaped0
+            bench.extra["server_cpu"] = round(max(sampler.total, reaped), 2)
             bench.extra["proxy_cpu"] = round(proc_cpu(bench.proxy_pid) - proxy_cpu0, 2)
             row = Row(
                 sc.name,
@@ -498,6 +552,7 @@ def run_scenario(
                 err,
                 bench.quick,
                 dict(bench.extra),
+                rep,
             )
             out.append(row)
             with open(sink, "a") as f:
@@ -507,16 +562,10 @@ def run_scenario(
 
 
 def core_time(row: Row, rows: list[Row]) -> float | None:
-    for r in rows:
-        if (r.scenario, r.op, r.rtt_ms, r.peer, r.quick) == (
-            row.scenario,
-            row.op,
-            row.rtt_ms,
-            "core",
-            row.quick,
-        ) and r.ok:
-            return r.seconds
-    return None
+    """The core's (median) seconds for the same scenario, op and round trip."""
+    key = (row.scenario, row.op, row.rtt_ms, "core", row.quick)
+    best = pick([r for r in rows if (r.scenario, r.op, r.rtt_ms, r.peer, r.quick) == key])
+    return best.seconds if best is not None and best.ok else None
 
 
 def rtt_label(rtt_ms: float) -> str:
@@ -647,6 +696,7 @@ def worker(job: dict[str, Any]) -> None:
 # -- profile -----------------------------------------------------------------------------
 
 CATEGORIES = [
+    ("idle: waiting in epoll (wall time, not CPU)", ("of 'select.epoll'",)),
     (
         "asyncssh packet crypto",
         (
@@ -681,8 +731,6 @@ CATEGORIES = [
         (
             "asyncio/",
             "selectors.py",
-            "select.epoll",
-            "method 'poll'",
             "_contextvars",
             "method 'run' of 'Context'",
         ),
@@ -713,7 +761,8 @@ def summarize_profile(
         f"#### {label}",
         "",
         f"{files} files, {size / MIB:.1f} MiB; profiled wall {wall:.2f} s, "
-        f"client CPU {cpu:.2f} s (profiler overhead included)",
+        f"client CPU {cpu:.2f} s (profiler overhead included; cProfile's clock is wall "
+        "time, so time blocked in epoll shows as idle)",
         "",
         "| where | own time (s) | share |",
         "|---|---:|---:|",
@@ -746,6 +795,19 @@ def machine() -> str:
     )
 
 
+def core_version() -> str:
+    """The commit, plus a digest of plugins/plugin_utils as it is on disk (it may be dirty)."""
+    import hashlib
+
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    digest = hashlib.sha1()
+    for path in sorted((REPO / "plugins" / "plugin_utils").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"{head} plugin_utils sha1 {digest.hexdigest()[:12]}"
+
+
 def parse_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     for item in items:
@@ -767,13 +829,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     sink = Path(args.out) if args.out else RESULTS / time.strftime("run-%Y%m%d-%H%M%S.jsonl")
-    command = "python bench/core_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    command = "python bench/core_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with open(sink, "a") as f:
         f.write(
             json.dumps(
                 {
                     "command": command,
                     "machine": machine(),
+                    "core": core_version(),
                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
@@ -788,7 +851,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             with latency_proxy(server.port, rtt) as (port, proxy_pid):
                 bench = Bench(server, port, rtt, args.quick, args.timeout, proxy_pid)
                 for sc in scenarios:
-                    run_scenario(bench, sc, ops, peers, rows, sink)
+                    run_scenario(bench, sc, ops, peers, rows, sink, args.repeat)
     finally:
         server.stop()
     print()
@@ -832,7 +895,7 @@ def render(rows: list[Row]) -> str:
                 if not match:
                     cells.append("–")
                     continue
-                r = match[-1]
+                r = pick(match)  # type: ignore[assignment]
                 if not r.ok:
                     cells.append("failed" if "timeout" not in r.error else "timeout")
                     continue
@@ -849,15 +912,24 @@ def render(rows: list[Row]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    rows: list[Row] = []
+    """Tables per invocation (ratios only ever against the core of the same invocation)."""
+    runs: list[tuple[dict[str, Any], list[Row]]] = []
     for name in args.files:
         for line in Path(name).read_text().splitlines():
             data = json.loads(line)
             if "peer" in data:
-                rows.append(Row(**data))
-            elif args.verbose:
-                print(f"<!-- {data['command']} -->")
-    print(render(rows))
+                if not runs:
+                    runs.append(({}, []))
+                runs[-1][1].append(Row(**data))
+            else:
+                runs.append((data, []))
+    for header, rows in runs:
+        if not rows:
+            continue
+        if header:
+            print(f"Command (started {header.get('started', '?')}):\n")
+            print(f"    {header['command']}\n")
+        print(render(rows))
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
@@ -930,6 +1002,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument(
         "--quick", action="store_true", help="1,000 small files, 100 medium, 2 x 128 MiB large"
     )
+    run.add_argument("--repeat", type=int, default=1, help="runs per tool; tables show medians")
     run.add_argument("--timeout", type=float, default=RUN_TIMEOUT, help="seconds per run")
     run.add_argument(
         "--out", help="JSON lines file to append to (default bench/results/run-*.jsonl)"
@@ -945,7 +1018,6 @@ def main(argv: list[str] | None = None) -> None:
     prof.set_defaults(func=cmd_profile)
     rep = sub.add_parser("report", help="Markdown tables from result files")
     rep.add_argument("files", nargs="+")
-    rep.add_argument("-v", "--verbose", action="store_true", help="print the commands too")
     rep.set_defaults(func=cmd_report)
     wk = sub.add_parser("worker", help=argparse.SUPPRESS)
     wk.add_argument("job")
