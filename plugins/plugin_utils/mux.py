@@ -72,6 +72,7 @@ class MuxServer:
         self.path = path
         self._ino = ino
         self._server: asyncio.Server | None = None
+        self._retired = False
         self.idle_timeout = idle_timeout
         self.active = 0
         self.last_activity = time.monotonic()
@@ -98,7 +99,15 @@ class MuxServer:
             self.retire()
 
     def retire(self) -> None:
-        """Stop taking clients at once: remove our socket file and close the listener."""
+        """Stop taking clients at once: remove our socket file and close the listener.
+
+        Only the first call acts. Closing the listener frees the socket file's inode, and
+        the file system may give that number to the next process's socket at the same
+        path: a later inode check would remove the successor's socket.
+        """
+        if self._retired:
+            return
+        self._retired = True
         with contextlib.suppress(FileNotFoundError):
             if os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)

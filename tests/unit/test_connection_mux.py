@@ -21,6 +21,7 @@ from test_connection_support import (
     run_sshd,
 )
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux as mux_server
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
@@ -153,6 +154,34 @@ def test_stop_ends_the_process(sshd: Sshd, control: Path) -> None:
     assert mux.stop(path)
     assert _wait_gone(control, 10)
     assert mux.ping(path) is None
+
+
+async def test_a_stopped_server_leaves_its_successors_socket(sshd: Sshd, control: Path) -> None:
+    """After a stop, the next process may bind the same path and get the freed inode number
+    back (ext4 reuses it at once); the stopped server's last clean-up must not remove it."""
+    control.mkdir(mode=0o700)
+    path = str(control / "successor.sock")
+    bound = mux_server._bind(path)
+    assert bound is not None
+    sock, ino = bound
+    session = await mux_server.open_connection(_spec(sshd))
+    try:
+        server = mux_server.MuxServer(session, 60, path, ino)
+        serving = asyncio.create_task(server.serve(sock))
+        async with asyncio.timeout(10):
+            while server._server is None:
+                await asyncio.sleep(0.01)
+            server.retire()  # what a stop request does before it answers
+            successor = mux_server._bind(path)  # the next process, before this one is gone
+            assert successor is not None
+            server.stop.set()
+            await serving  # its clean-up retires again
+        server.retire()
+        sock.close()
+        assert os.stat(path).st_ino == successor[1]
+        successor[0].close()
+    finally:
+        await session.aclose()
 
 
 def test_dead_process_is_replaced(sshd: Sshd, control: Path) -> None:
