@@ -320,6 +320,7 @@ def run_cmd(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return time.perf_counter() - started, f"timeout after {timeout:.0f} s"
@@ -346,6 +347,7 @@ def run_worker(
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return None, None, f"timeout after {timeout:.0f} s"
@@ -788,7 +790,7 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    ssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    ssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False).stderr.strip()
     return (
         f"{os.cpu_count()} cores ({cpu}), kernel {platform.release()}, "
         f"Python {platform.python_version()}, {ssh}"
@@ -800,7 +802,10 @@ def core_version() -> str:
     import hashlib
 
     head = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     digest = hashlib.sha1()
     for path in sorted((REPO / "plugins" / "plugin_utils").glob("*.py")):
@@ -957,7 +962,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
             clean(dest)
     finally:
         server.stop()
-    secs, cpu, _ = results[False]
+    secs, cpu, _stats = results[False]
     assert secs is not None and cpu is not None
     print(
         f"### core {args.op}, {sc.name} ({files} files, {size / MIB:.1f} MiB), "
