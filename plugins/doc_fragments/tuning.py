@@ -15,7 +15,7 @@ options:
       - Most SFTP requests outstanding at once on one server connection.
       - More requests in flight hide more network latency; the server's own limits are honoured.
     type: int
-    default: 1024
+    default: 4096
   max_files:
     description:
       - Most files in flight at once.

@@ -39,7 +39,7 @@ TRANSFER_OPTIONS: dict[str, dict[str, t.Any]] = {
 # Options that size the pipeline, shared by copy and fetch
 # (documented in plugins/doc_fragments/tuning.py).
 TUNING_OPTIONS: dict[str, dict[str, t.Any]] = {
-    "max_requests": {"type": "int", "default": 1024},
+    "max_requests": {"type": "int", "default": 4096},
     "max_files": {"type": "int"},
     "connections": {"type": "int", "default": 1},
     "block_size": {"type": "int", "default": 262144},
@@ -64,7 +64,7 @@ FETCH_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
 
 REMOVE_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "path": {"type": "list", "elements": "str", "required": True, "aliases": ["paths"]},
-    "max_requests": {"type": "int", "default": 1024},
+    "max_requests": {"type": "int", "default": 4096},
     "fail_fast": {"type": "bool", "default": False},
 }
 

@@ -29,7 +29,7 @@ options:
     description:
       - Most SFTP requests outstanding at once on the server connection.
     type: int
-    default: 1024
+    default: 4096
   fail_fast:
     description:
       - Stop at the first path that cannot be removed instead of carrying on with the others.

@@ -31,7 +31,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 )
 
 PROGRESS_INTERVAL = 2.0
-MIN_FILES_IN_FLIGHT = 64
+MIN_FILES_IN_FLIGHT = 128
 MAX_HANDLES = 1024
 SMALL_FILE_CHANNELS = 2
 """More channels only add server processes competing for the same cores (measured)."""

@@ -74,7 +74,7 @@ class TransferOptions:
     exclude: tuple[str, ...] = ()
     atomic: bool = True
     resume: bool = False
-    max_requests: int = 1024
+    max_requests: int = 4096
     """Cap on SFTP requests outstanding per server."""
     max_files: int | None = None
     """Files in flight at once; None adapts to the measured round trip."""
@@ -89,6 +89,6 @@ class TransferOptions:
 class RemoveOptions:
     """How a remove behaves."""
 
-    max_requests: int = 1024
+    max_requests: int = 4096
     fail_fast: bool = False
     check_mode: bool = False
