@@ -80,7 +80,7 @@ class MuxServer:
 
     async def serve(self, sock: socket.socket) -> None:
         """Accept clients on ``sock`` until idle, stopped, or the SSH connection is gone."""
-        server = await asyncio.start_unix_server(self._client, sock=sock)
+        server = await asyncio.start_unix_server(self._client, sock=sock, limit=4 * mp.CHUNK)
         self._server = server
         try:
             closed = asyncio.ensure_future(self.conn.wait_closed())
