@@ -75,8 +75,7 @@ class Channels:
 
     async def aclose(self) -> None:
         await self.budget.drain()
-        for client in self.clients:
-            await client.aclose()
+        await asyncio.gather(*(client.aclose() for client in self.clients))
 
 
 async def open_channels(

@@ -84,6 +84,8 @@ _U64 = struct.Struct(">Q")
 _HEADER = struct.Struct(">IBI")  # length, type, request id
 
 READ_CHUNK = 1 << 20
+CLOSE_WAIT = 2.0
+"""Seconds aclose() waits for answers and for the server to close the channel."""
 MAX_REPLY = 1 << 24  # refuse replies above 16 MiB: a hostile server must not exhaust memory
 
 
@@ -305,13 +307,19 @@ class SFTPClient:
         )
 
     async def aclose(self) -> None:
-        """Close the channel; requests still waiting fail with "connection lost"."""
+        """Close the channel once outstanding requests are answered (a few seconds at
+        most) and the server has closed its side; requests still waiting then fail."""
         self._flush()
+        reader = self._reader_task
+        if reader is not None and self._pending and not reader.done():
+            await asyncio.wait(list(self._pending.values()), timeout=CLOSE_WAIT)
         self._writer.close()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+        if reader is not None:
+            if not reader.done():
+                await asyncio.wait([reader], timeout=CLOSE_WAIT)
+            reader.cancel()
             try:
-                await self._reader_task
+                await reader
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_all(SFTPError(FX_CONNECTION_LOST, "the SFTP session was closed"))
