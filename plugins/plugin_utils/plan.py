@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
+    Excluder,
+    is_temp_name,
+    relative,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import Entry
 
@@ -68,3 +74,15 @@ def attrs_differ(dst: Entry, wanted: Wanted, check_times: bool = True) -> bool:
     if wanted.gid is not None and dst.gid is not None and dst.gid != wanted.gid:
         return True
     return check_times and wanted.mtime is not None and dst.mtime != wanted.mtime
+
+
+def mirror_deletions(
+    extra: dict[bytes, Entry], rel_dir: bytes, excluder: Excluder
+) -> Iterator[tuple[bytes, Entry, bytes]]:
+    """(name, entry, relative path) of destination entries the source lacks that a mirror
+    deletes: never excluded paths, never our own temporary files."""
+    for name, entry in extra.items():
+        rel = relative(rel_dir, name)
+        if is_temp_name(name) or (excluder and excluder.excluded(rel, entry.kind == "dir")):
+            continue
+        yield name, entry, rel

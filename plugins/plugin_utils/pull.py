@@ -20,13 +20,13 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
     check_name,
-    is_temp_name,
     join,
     relative,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
     attrs_differ,
     content_decision,
+    mirror_deletions,
     wanted_dir,
     wanted_file,
 )
@@ -256,12 +256,7 @@ class Pull:
                 job.rel or b".", f"the server sent an unsafe name {name!r}; it was not fetched"
             )
         if self.options.delete:
-            for name, dst in existing.items():
-                rel = relative(job.rel, name)
-                if is_temp_name(name) or (
-                    self.excluder and self.excluder.excluded(rel, dst.kind == "dir")
-                ):
-                    continue
+            for name, dst, rel in mirror_deletions(existing, job.rel, self.excluder):
                 await self.delete_local(os.path.join(local, name), rel, dst.kind == "dir")
 
     async def handle_entry(

@@ -22,7 +22,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
-    is_temp_name,
     join,
     relative,
     temp_name,
@@ -31,6 +30,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
     Wanted,
     attrs_differ,
     content_decision,
+    mirror_deletions,
     wanted_dir,
     wanted_file,
 )
@@ -465,12 +465,7 @@ class Push:
                 job.rel or b".", f"the server listed an unsafe name {name!r}; it was left alone"
             )
         if self.options.delete:
-            for name, dst in existing.items():
-                rel = relative(job.rel, name)
-                if is_temp_name(name) or (
-                    self.excluder and self.excluder.excluded(rel, dst.kind == "dir")
-                ):
-                    continue
+            for name, dst, rel in mirror_deletions(existing, job.rel, self.excluder):
                 await self.run.start_file(node, self.delete, join(remote, name), dst, rel)
 
     async def after_skip(
