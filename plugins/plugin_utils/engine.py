@@ -52,13 +52,19 @@ if TYPE_CHECKING:  # connect imports asyncssh: keep it out of tasks that only ne
 
 @dataclass
 class Channels:
-    """The SFTP channels of one server and the budget they share."""
+    """The SFTP channels of one server and the budget they share.
+
+    Work starts on the first channel; the others open in the background (each costs the
+    server a process start) and join `clients` as they become ready.
+    """
 
     clients: list[SFTPClient]
     limits: ServerLimits
     budget: Budget
     rtt: float = 0.0
     _next: int = 0
+    _opener: asyncio.Task[None] | None = None
+    _closed: bool = False
 
     def pick(self) -> SFTPClient:
         """The next channel for a small file or a single request (round robin)."""
@@ -73,7 +79,37 @@ class Channels:
     def has(self, extension: bytes) -> bool:
         return extension in self.main.extensions
 
+    def open_more(self, sessions: Sequence[SessionLike]) -> None:
+        """Open one more channel on each of `sessions`, in the background."""
+        if sessions:
+            self._opener = asyncio.ensure_future(self._open_more(sessions))
+
+    async def _open_more(self, sessions: Sequence[SessionLike]) -> None:
+        async def one(session: SessionLike) -> None:
+            try:
+                client = await session.open_sftp()
+            except Exception:
+                return
+            if self._closed:
+                await client.aclose()
+            else:
+                self.clients.append(client)
+
+        await asyncio.gather(*(one(session) for session in sessions))
+
+    async def ready(self) -> None:
+        """Wait until the background channels are open (or failed to)."""
+        if self._opener is not None:
+            await asyncio.shield(self._opener)
+
     async def aclose(self) -> None:
+        self._closed = True
+        if self._opener is not None:
+            self._opener.cancel()
+            try:
+                await self._opener
+            except asyncio.CancelledError:
+                pass
         await self.budget.drain()
         await asyncio.gather(*(client.aclose() for client in self.clients))
 
@@ -81,33 +117,25 @@ class Channels:
 async def open_channels(
     sessions: Sequence[SessionLike], per_session: int, max_requests: int
 ) -> Channels:
-    """Open `per_session` SFTP channels on each session; learn limits and round trip."""
-    opened = await asyncio.gather(
-        *(session.open_sftp() for session in sessions for _channel in range(max(1, per_session))),
-        return_exceptions=True,
-    )
-    clients = [client for client in opened if isinstance(client, SFTPClient)]
+    """Open an SFTP channel and learn the server's limits and round trip; the other
+    `per_session` channels of each session open in the background."""
+    planned = [session for session in sessions for _channel in range(max(1, per_session))]
+    first = await planned[0].open_sftp()
     try:
-        for outcome in opened:
-            if isinstance(outcome, BaseException):
-                raise outcome
         budget = Budget(max_requests, MAX_HANDLES)
-
-        async def limits_and_rtt() -> tuple[ServerLimits, float]:
-            async with budget.request(listing=True):
-                limits = await clients[0].limits()
-            async with budget.request(listing=True):
-                started = time.monotonic()
-                await clients[0].realpath(b".")
-                return limits, time.monotonic() - started
-
-        limits, rtt = await limits_and_rtt()
+        async with budget.request(listing=True):
+            limits = await first.limits()
+        async with budget.request(listing=True):
+            started = time.monotonic()
+            await first.realpath(b".")
+            rtt = time.monotonic() - started
     except BaseException:
-        for client in clients:
-            await client.aclose()
+        await first.aclose()
         raise
-    budget.limit_handles(min(limits.max_handles * len(clients), MAX_HANDLES))
-    return Channels(clients, limits, budget, rtt)
+    budget.limit_handles(min(limits.max_handles * len(planned), MAX_HANDLES))
+    channels = Channels([first], limits, budget, rtt)
+    channels.open_more(planned[1:])
+    return channels
 
 
 def files_in_flight(rtt: float, configured: int | None) -> int:
