@@ -233,3 +233,70 @@ def test_password_login_and_a_wrong_password(tmp_path: Path) -> None:
     status, body = results["bad_pw_host"]
     assert status == "UNREACHABLE", results
     assert "wrong-secret-1234" not in json.dumps(body)
+
+
+BECOME_PW_USER = "pspwbecome"
+BECOME_PW = "Become-pw-7f3a"
+
+
+@pytest.fixture
+def password_sudo_user() -> Iterator[str]:
+    """A real user whose sudo asks for its password (no NOPASSWD rule)."""
+    ensure_user(BECOME_PW_USER, sudo=False, password=BECOME_PW)
+    rule = Path("/etc/sudoers.d") / f"pipelined-sftp-{BECOME_PW_USER}-pw"
+    tmp = rule.with_name(f".{rule.name}.tmp")
+    tmp.write_text(f"{BECOME_PW_USER} ALL=(ALL) ALL\n")
+    tmp.chmod(0o440)
+    subprocess.run(["visudo", "-cqf", str(tmp)], check=True, capture_output=True)
+    tmp.rename(rule)
+    try:
+        yield BECOME_PW_USER
+    finally:
+        rule.unlink()
+
+
+def test_become_with_a_sudo_password(bed: Bed, password_sudo_user: str) -> None:
+    """become_password reaches sudo: files land as root where the user cannot write;
+    a wrong password is a clear failure that never shows the password."""
+    src = bed.workdir / "become_pw_src"
+    src.mkdir(exist_ok=True)
+    (src / "secret.txt").write_text("for root only\n")
+    dest = bed.workdir / "root_only_pw"
+    dest.mkdir(mode=0o700, exist_ok=True)
+    args = f"src={src}/ dest={dest}/tree"
+    user = ["-e", f"ansible_user={password_sudo_user}"]
+
+    denied = adhoc(bed, "sshd_fixture", "pipelined.sftp.pipelined_copy", args, *user)
+    assert denied["sshd_fixture"][0] == "FAILED", denied
+    assert "permission denied" in denied["sshd_fixture"][1]["msg"].lower()
+
+    wrong = adhoc(
+        bed,
+        "sshd_fixture",
+        "pipelined.sftp.pipelined_copy",
+        args,
+        *user,
+        "--become",
+        "-e",
+        "ansible_become_password=not-the-password",
+    )
+    status, body = wrong["sshd_fixture"]
+    assert status in ("FAILED", "UNREACHABLE"), wrong
+    assert "password" in body["msg"].lower()
+    assert "not-the-password" not in json.dumps(body)
+
+    done = adhoc(
+        bed,
+        "sshd_fixture",
+        "pipelined.sftp.pipelined_copy",
+        args,
+        *user,
+        "--become",
+        "-e",
+        f"ansible_become_password={BECOME_PW}",
+    )
+    assert done["sshd_fixture"][0] == "CHANGED", done
+    assert BECOME_PW not in json.dumps(done)
+    copied = dest / "tree" / "secret.txt"
+    assert copied.read_text() == "for root only\n"
+    assert copied.stat().st_uid == 0
