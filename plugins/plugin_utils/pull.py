@@ -214,7 +214,8 @@ class Pull:
             moved = wanted.mtime is not None and self.report.changed
             if not self.options.check_mode and (created or differs or moved):
                 try:
-                    os.chmod(local, wanted.mode if wanted.mode is not None else 0o755)
+                    if wanted.mode is not None or created:  # created private (0700)
+                        os.chmod(local, wanted.mode if wanted.mode is not None else 0o755)
                     if wanted.mtime is not None:
                         os.utime(local, (wanted.mtime, wanted.mtime))
                 except OSError as exc:

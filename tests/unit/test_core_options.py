@@ -62,6 +62,22 @@ async def test_preserve_mode_and_times_off(
     assert failures(again) == [] and not again.changed
 
 
+async def test_pull_without_preserved_modes_leaves_existing_directories_alone(
+    target: Target, session: SSHSession, local_tmp: Path
+) -> None:
+    src = local_tmp / "src"
+    _small_tree(src)
+    await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions())
+    back = local_tmp / "back"
+    (back / "d").mkdir(parents=True)
+    os.chmod(back / "d", 0o711)
+    write_file(back / "old", b"makes the run change something")
+    options = TransferOptions(preserve_mode=False, delete=True)
+    report = await api.pull(session, target.rpath("dst"), str(back), options)
+    assert failures(report) == [] and report.changed
+    assert _mode(back / "d") == 0o711
+
+
 async def test_forced_modes(target: Target, session: SSHSession, local_tmp: Path) -> None:
     src = local_tmp / "src"
     _small_tree(src)
