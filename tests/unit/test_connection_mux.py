@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,7 @@ from test_connection_support import (
     BECOME_USER,
     Sshd,
     mux_processes,
-    run_sshd,
+    wait_gone,
 )
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux as mux_server
@@ -34,21 +31,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import Connect
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    with run_sshd() as server:
-        yield server
-
-
-@pytest.fixture
-def control() -> Iterator[Path]:
-    """A short control directory (unix socket paths are limited to ~100 bytes)."""
-    directory = Path(tempfile.mkdtemp(prefix="psftp-cp-")) / "cp"
-    yield directory
-    for path in directory.glob("*.sock"):
-        mux.stop(str(path))
-    _wait_gone(directory, 10)
-    shutil.rmtree(directory.parent, ignore_errors=True)
+pytest_plugins = ("tests.unit.connection_fixtures",)
 
 
 def _spec(sshd: Sshd, **changes: object) -> ConnectionSpec:
@@ -70,15 +53,6 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
-
-
-def _wait_gone(directory: Path, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not mux_processes(directory) and not list(directory.glob("*")):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_exec_streams_stdin_stdout_stderr_and_status(sshd: Sshd, control: Path) -> None:
@@ -144,7 +118,7 @@ def test_idle_timeout_removes_process_and_socket(sshd: Sshd, control: Path) -> N
     assert pid is not None
     result = asyncio.run(mux.MuxSession(spec, path).exec("sleep 1.5; echo done"))
     assert result.stdout == b"done\n"  # a running command is not idle
-    assert _wait_gone(control, 10), os.listdir(control)
+    assert wait_gone(control, 10), os.listdir(control)
     assert not _alive(pid)
     assert control.stat().st_mode & 0o777 == 0o700
 
@@ -152,7 +126,7 @@ def test_idle_timeout_removes_process_and_socket(sshd: Sshd, control: Path) -> N
 def test_stop_ends_the_process(sshd: Sshd, control: Path) -> None:
     path = mux.ensure_server(_spec(sshd), directory=str(control))
     assert mux.stop(path)
-    assert _wait_gone(control, 10)
+    assert wait_gone(control, 10)
     assert mux.ping(path) is None
 
 
@@ -251,7 +225,7 @@ def test_host_key_mismatch_fails_closed(sshd: Sshd, control: Path, tmp_path: Pat
     assert info.value.kind == "hostkey"
     assert info.value.unreachable
     assert "127.0.0.1" in str(info.value)
-    assert _wait_gone(control, 5)
+    assert wait_gone(control, 5)
 
 
 def test_unknown_host_fails_under_strict_policy(sshd: Sshd, control: Path, tmp_path: Path) -> None:
@@ -268,7 +242,7 @@ def test_wrong_password_is_an_authentication_failure(sshd: Sshd, control: Path) 
         mux.ensure_server(spec, directory=str(control))
     assert info.value.kind == "auth"
     assert "not-the-password" not in str(info.value)
-    assert _wait_gone(control, 5)
+    assert wait_gone(control, 5)
 
 
 def test_too_long_control_path_is_refused(sshd: Sshd, tmp_path: Path) -> None:

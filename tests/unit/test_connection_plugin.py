@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,6 @@ from test_connection_support import (
     Sshd,
     ansible_env,
     mux_processes,
-    run_sshd,
 )
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
@@ -87,23 +83,7 @@ PLAYBOOK = """
 """
 
 
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    with run_sshd() as server:
-        yield server
-
-
-@pytest.fixture
-def control() -> Iterator[Path]:
-    """A short private control directory; everything the plugin leaves there is stopped."""
-    directory = Path(tempfile.mkdtemp(prefix="psftp-cp-")) / "cp"
-    yield directory
-    for path in directory.glob("*.sock"):
-        mux.stop(str(path))
-    deadline = time.monotonic() + 10
-    while mux_processes(directory) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shutil.rmtree(directory.parent, ignore_errors=True)
+pytest_plugins = ("tests.unit.connection_fixtures",)
 
 
 def _run(

@@ -203,3 +203,13 @@ def mux_processes(control_dir: Path) -> list[int]:
             if stat.rsplit(")", 1)[1].split()[0] != "Z":
                 pids.append(int(entry.name))
     return pids
+
+
+def wait_gone(directory: Path, seconds: float) -> bool:
+    """True once no persistent process and no file is left in `directory`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not mux_processes(directory) and not list(directory.glob("*")):
+            return True
+        time.sleep(0.1)
+    return False
