@@ -103,13 +103,11 @@ class Channels:
             await asyncio.shield(self._opener)
 
     async def aclose(self) -> None:
-        self._closed = True
+        # Let channels still opening finish rather than abort them half-way: a channel cut
+        # off during its setup can take the server's side of the connection down with it.
         if self._opener is not None:
-            self._opener.cancel()
-            try:
-                await self._opener
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait([self._opener])
+        self._closed = True
         await self.budget.drain()
         await asyncio.gather(*(client.aclose() for client in self.clients))
 
