@@ -108,9 +108,9 @@ EXAMPLES = r"""
     - ansible.builtin.ping:
 """
 
-import asyncio
 import dataclasses
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
@@ -129,6 +129,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter imp
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
 if TYPE_CHECKING:  # asyncssh loads only when a task connects without the persistent process
+    import asyncio
+
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
 
@@ -195,6 +197,8 @@ class Connection(ConnectionBase):
         return spec
 
     def _run(self, coro: Any) -> Any:
+        import asyncio  # loaded on first use: commands over the persistent process need none
+
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(coro)
@@ -243,86 +247,82 @@ class Connection(ConnectionBase):
         """Run a command on the host; ``in_data`` goes to its stdin (module pipelining)."""
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         display.vvv(f"EXEC {cmd}", host=self._host())
-        result: tuple[int, bytes, bytes] = self._run(self._exec(cmd, in_data, sudoable))
-        return result
+        channel = self._start(to_text(cmd, errors="surrogate_or_strict"))
+        try:
+            return self._exec(channel, in_data, sudoable)
+        finally:
+            channel.close()
 
-    async def _start(self, cmd: str) -> mux.MuxExec | DirectExec:
+    def _start(self, cmd: str) -> mux.MuxCommand | _DirectCommand:
         if self._direct is not None:
             from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
 
             try:
-                return await DirectExec.start(self._direct.conn, cmd)
+                started = self._run(DirectExec.start(self._direct.conn, cmd))
+                return _DirectCommand(self._run, started)
             except (OSError, Exception) as exc:
                 raise AnsibleConnectionFailure(
                     f"Cannot run a command on {self._spec_display()}: {exc}"
                 ) from None
         spec, path = self._require_spec(), self._require_socket()
         try:
-            return await mux.MuxExec.start(path, cmd)
+            return mux.MuxCommand.start(path, cmd)
         except mux.MuxError:
             # the persistent process may have just idled out or lost its connection
             self._socket = self._ensure_server(spec)
             try:
-                return await mux.MuxExec.start(self._socket, cmd)
+                return mux.MuxCommand.start(self._socket, cmd)
             except mux.MuxError as exc:
                 raise _failure(exc) from None
 
     def _spec_display(self) -> str:
         return self._spec.display() if self._spec else self._host()
 
-    async def _exec(
-        self, cmd: str, in_data: bytes | None, sudoable: bool
+    def _exec(
+        self, channel: mux.MuxCommand | _DirectCommand, in_data: bytes | None, sudoable: bool
     ) -> tuple[int, bytes, bytes]:
-        channel = await self._start(to_text(cmd, errors="surrogate_or_strict"))
         become = self.become if sudoable else None
         expect_prompt = bool(become is not None and become.expect_prompt())
-        try:
-            if not expect_prompt:
-                await _send(channel, in_data)
-            out = bytearray()
-            err = bytearray()
-            waiting = expect_prompt
-            prompted = False
-            timeout = float(self.get_option("timeout") or 10)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            rc = 255
-            while True:
-                try:
-                    if waiting:
-                        async with asyncio.timeout(max(0.01, deadline - loop.time())):
-                            name, data, status = await channel.read_event()
-                    else:
-                        name, data, status = await channel.read_event()
-                except TimeoutError:
-                    raise AnsibleError(
-                        f"Timed out after {timeout:g} s waiting for privilege escalation on "
-                        f"{self._spec_display()}."
-                    ) from None
-                except mux.MuxError as exc:
-                    raise _failure(exc) from None
-                if name == "exit":
-                    rc = status
-                    break
-                (out if name == "stdout" else err).extend(data)
-                if not waiting or become is None:
-                    continue
-                seen = bytes(out) + bytes(err)
-                if become.check_success(seen):
-                    waiting = False
-                    await _send(channel, in_data)
-                elif prompted and become.check_incorrect_password(seen):
-                    raise AnsibleError(f"Incorrect {become.name} password")
-                elif become.check_missing_password(seen):
-                    raise AnsibleError(f"Missing {become.name} password")
-                elif not prompted and become.check_password_prompt(seen):
-                    password = become.get_option("become_pass") or ""
-                    channel.write(to_bytes(password, errors="surrogate_or_strict") + b"\n")
-                    await channel.drain()
-                    prompted = True
-                    _drop_prompt(out, err, become)
-        finally:
-            channel.close()
+        if not expect_prompt:
+            _send(channel, in_data)
+        out = bytearray()
+        err = bytearray()
+        waiting = expect_prompt
+        prompted = False
+        timeout = float(self.get_option("timeout") or 10)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if waiting:
+                    name, data, status = channel.read_event(max(0.01, deadline - time.monotonic()))
+                else:
+                    name, data, status = channel.read_event()
+            except TimeoutError:
+                raise AnsibleError(
+                    f"Timed out after {timeout:g} s waiting for privilege escalation on "
+                    f"{self._spec_display()}."
+                ) from None
+            except mux.MuxError as exc:
+                raise _failure(exc) from None
+            if name == "exit":
+                rc = status
+                break
+            (out if name == "stdout" else err).extend(data)
+            if not waiting or become is None:
+                continue
+            seen = bytes(out) + bytes(err)
+            if become.check_success(seen):
+                waiting = False
+                _send(channel, in_data)
+            elif prompted and become.check_incorrect_password(seen):
+                raise AnsibleError(f"Incorrect {become.name} password")
+            elif become.check_missing_password(seen):
+                raise AnsibleError(f"Missing {become.name} password")
+            elif not prompted and become.check_password_prompt(seen):
+                password = become.get_option("become_pass") or ""
+                channel.write(to_bytes(password, errors="surrogate_or_strict") + b"\n")
+                prompted = True
+                _drop_prompt(out, err, become)
         stdout = bytes(out)
         stderr = bytes(err)
         if self.become is not None and sudoable and self.become.success:
@@ -370,13 +370,6 @@ class Connection(ConnectionBase):
         except mux.MuxError as exc:
             raise _failure(exc) from None
 
-    def _file_session(self) -> mux.MuxSession | SSHSession:
-        if self._direct is not None:
-            return self._direct
-        if mux.ping(self._require_socket()) is None:
-            self._socket = self._ensure_server(self._require_spec())
-        return mux.MuxSession(self._require_spec(), self._require_socket())
-
     def _require_spec(self) -> ConnectionSpec:
         if self._spec is None:
             raise AnsibleError("The asyncssh connection is used before it was set up.")
@@ -402,9 +395,11 @@ class Connection(ConnectionBase):
         self._transfer(files.get, in_path, out_path)
 
     def _transfer(self, how: Any, src: str, dest: str) -> None:
-        session = self._file_session()
         try:
-            self._run(how(session, src, dest))
+            if self._direct is not None:
+                self._run(how(self._direct, src, dest))
+            else:
+                self._run(self._mux_transfer("put" if how is files.put else "get", src, dest))
         except files.TransferError as exc:
             raise AnsibleError(str(exc)) from None
         except mux.MuxError as exc:
@@ -415,6 +410,21 @@ class Connection(ConnectionBase):
                     raise AnsibleConnectionFailure(str(exc)) from None
                 raise AnsibleError(str(exc)) from None
             raise
+
+    async def _mux_transfer(self, op: str, src: str, dest: str) -> None:
+        """The persistent process copies the file itself (local paths made absolute here)."""
+        if op == "put":
+            src = os.path.abspath(src)
+        else:
+            dest = os.path.abspath(dest)
+        try:
+            await mux.transfer(self._require_socket(), op, src, dest)
+        except mux.MuxError as exc:
+            if exc.kind != "unreachable":
+                raise
+            # the persistent process may have just idled out or lost its connection
+            self._socket = self._ensure_server(self._require_spec())
+            await mux.transfer(self._socket, op, src, dest)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -475,11 +485,35 @@ def _failure(exc: mux.MuxError) -> AnsibleError:
     return AnsibleError(str(exc))
 
 
-async def _send(channel: mux.MuxExec | DirectExec, data: bytes | None) -> None:
+def _send(channel: mux.MuxCommand | _DirectCommand, data: bytes | None) -> None:
     if data:
         channel.write(data)
     channel.write_eof()
-    await channel.drain()
+
+
+class _DirectCommand:
+    """MuxCommand's blocking interface over a DirectExec on the plugin's own event loop."""
+
+    def __init__(self, run: Any, command: DirectExec) -> None:
+        self._run = run
+        self._command = command
+
+    def write(self, data: bytes) -> None:
+        self._command.write(data)
+
+    def write_eof(self) -> None:
+        self._command.write_eof()
+
+    def read_event(self, timeout: float | None = None) -> tuple[str, bytes, int]:
+        import asyncio
+
+        event: tuple[str, bytes, int] = self._run(
+            asyncio.wait_for(self._command.read_event(), timeout)
+        )
+        return event
+
+    def close(self) -> None:
+        self._command.close()
 
 
 def _drop_prompt(out: bytearray, err: bytearray, become: Any) -> None:

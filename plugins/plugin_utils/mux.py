@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -25,15 +26,22 @@ from typing import Any
 import asyncssh
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mc
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_proto as mp
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     AuthError,
+    BecomeError,
     ConnectError,
     HostKeyError,
     SSHSession,
     open_session,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.remote_command import (
+    CommandError,
+    RemoteCommand,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
+    BecomeSpec,
     ConnectionSpec,
 )
 
@@ -50,6 +58,14 @@ def _kind(exc: ConnectError) -> str:
     if isinstance(exc, AuthError):
         return "auth"
     return "unreachable" if exc.unreachable else "error"
+
+
+def _error_frame(exc: ConnectError) -> bytes:
+    """An ERROR frame the client turns back into the same kind of error."""
+    answer: dict[str, Any] = {"message": str(exc), "kind": _kind(exc)}
+    if isinstance(exc, BecomeError):
+        answer.update(kind="become", unreachable=exc.unreachable, needs_password=exc.needs_password)
+    return mp.json_frame(mp.ERROR, answer)
 
 
 async def open_connection(spec: ConnectionSpec) -> SSHSession:
@@ -77,6 +93,7 @@ class MuxServer:
         self.active = 0
         self.last_activity = time.monotonic()
         self.stop = asyncio.Event()
+        self._become_sessions: dict[str, SSHSession] = {}
 
     async def serve(self, sock: socket.socket) -> None:
         """Accept clients on ``sock`` until idle, stopped, or the SSH connection is gone."""
@@ -132,6 +149,8 @@ class MuxServer:
                 await self._exec(request, reader, writer)
             elif op == "sftp":
                 await self._sftp(request, reader, writer)
+            elif op in ("put", "get"):
+                await self._file(op, request, writer)
             else:
                 writer.write(mp.json_frame(mp.ERROR, {"message": f"Unknown request {op!r}."}))
             await writer.drain()
@@ -168,17 +187,95 @@ class MuxServer:
         if not isinstance(command, str):
             writer.write(mp.json_frame(mp.ERROR, {"message": "exec request without command."}))
             return
-        proc = await self._open(writer, "exec", command=command)
-        if proc is None:
+        if request.get("become") is not None:
+            await self._exec_become(command, request["become"], reader, writer)
             return
         try:
-            await _pump_exec(proc, reader, writer)
+            remote = await RemoteCommand.start(self.conn, command)
+        except CommandError as exc:
+            writer.write(mp.json_frame(mp.ERROR, {"message": f"Cannot open exec channel: {exc}"}))
+            return
+        # OK goes out before the server has confirmed the exec: the client's stdin then
+        # follows the request without waiting a round trip (as OpenSSH's ssh does).
+        writer.write(mp.json_frame(mp.OK, {}))
+        try:
+            await _pump_exec(remote, reader, writer)
         finally:
-            proc.close()
+            remote.close()
+
+    async def _file(self, op: str, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Copy one file here, reading or writing the local path directly: its bytes never
+        pass through the client's socket."""
+        src, dest = request.get("src"), request.get("dest")
+        if not isinstance(src, str) or not isinstance(dest, str):
+            writer.write(mp.json_frame(mp.ERROR, {"message": f"{op} request without paths."}))
+            return
+        try:
+            await (files.put if op == "put" else files.get)(self.session, src, dest)
+        except files.TransferError as exc:
+            writer.write(mp.json_frame(mp.ERROR, {"message": str(exc), "kind": "transfer"}))
+            return
+        except ConnectError as exc:
+            writer.write(_error_frame(exc))
+            return
+        writer.write(mp.json_frame(mp.OK, {}))
+
+    def _become_session(self, become: Any) -> SSHSession:
+        """A session under ``become`` (a BecomeSpec as a dict) on this process's connection;
+        kept, so sudo's sftp-server path is looked up once."""
+        if not isinstance(become, dict):
+            raise BecomeError("the become settings sent to the persistent connection are invalid")
+        key = json.dumps(become, sort_keys=True)
+        session = self._become_sessions.get(key)
+        if session is None:
+            try:
+                spec = dataclasses.replace(self.session.spec, become=BecomeSpec(**become))
+            except TypeError:
+                raise BecomeError(
+                    "the become settings sent to the persistent connection are invalid"
+                ) from None
+            session = SSHSession(spec, self.conn)
+            if len(self._become_sessions) >= 8:
+                self._become_sessions.pop(next(iter(self._become_sessions)))
+            self._become_sessions[key] = session
+        return session
+
+    async def _exec_become(
+        self,
+        command: str,
+        become: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Run ``command`` under become once the client's stdin is complete."""
+        writer.write(mp.json_frame(mp.OK, {}))
+        stdin = bytearray()
+        while True:
+            got = await mp.read_frame(reader)
+            if got is None:
+                return
+            kind, data = got
+            if kind == mp.STDIN:
+                stdin += data
+            elif kind == mp.EOF:
+                break
+        try:
+            done = await self._become_session(become).exec(command, bytes(stdin) or None)
+        except ConnectError as exc:
+            writer.write(_error_frame(exc))
+            return
+        for i in range(0, len(done.stdout), mp.CHUNK):
+            writer.write(mp.frame(mp.STDOUT, done.stdout[i : i + mp.CHUNK]))
+        for i in range(0, len(done.stderr), mp.CHUNK):
+            writer.write(mp.frame(mp.STDERR, done.stderr[i : i + mp.CHUNK]))
+        writer.write(mp.json_frame(mp.EXIT, {"rc": done.rc, "signal": None}))
 
     async def _sftp(
         self, request: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if request.get("become") is not None:
+            await self._sftp_become(request["become"], reader, writer)
+            return
         command = request.get("command")
         if isinstance(command, str):
             proc = await self._open(writer, "sftp", command=command)
@@ -187,85 +284,105 @@ class MuxServer:
         if proc is None:
             return
         try:
-            await _splice(proc, reader, writer)
+            await _splice(proc.stdin, proc.stdout, reader, writer, proc.stderr)
         finally:
             proc.close()
 
+    async def _sftp_become(
+        self, become: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """An SFTP channel under become: sudo and the SFTP handshake happen here, then the
+        client adopts the session (version and extensions come with OK)."""
+        try:
+            client = await self._become_session(become).open_sftp()
+        except ConnectError as exc:
+            writer.write(_error_frame(exc))
+            return
+        channel_out, channel_in = await client.detach()
+        extensions = {name.hex(): value.hex() for name, value in client.extensions.items()}
+        writer.write(
+            mp.json_frame(mp.OK, {"sftp_version": client.version, "extensions": extensions})
+        )
+        try:
+            await _splice(channel_in, channel_out, reader, writer, None)
+        finally:
+            channel_in.close()
+
 
 async def _pump_exec(
-    proc: asyncssh.SSHClientProcess[bytes],
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    remote: RemoteCommand, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     async def stdin() -> None:
         while True:
             got = await mp.read_frame(reader)
             if got is None:  # client went away: stop the command
-                proc.close()
+                remote.close()
                 return
             kind, data = got
             if kind == mp.STDIN:
-                proc.stdin.write(data)
-                await proc.stdin.drain()
+                remote.write(data)
+                await remote.drain()
             elif kind == mp.EOF:
-                proc.stdin.write_eof()
+                remote.write_eof()
                 return
-
-    async def output(stream: asyncssh.SSHReader[bytes], kind: int) -> None:
-        while True:
-            data = await stream.read(mp.CHUNK)
-            if not data:
-                return
-            writer.write(mp.frame(kind, data))
-            await writer.drain()
 
     feeder = asyncio.ensure_future(stdin())
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(output(proc.stdout, mp.STDOUT))
-            group.create_task(output(proc.stderr, mp.STDERR))
-        completed = await proc.wait()
+        while True:
+            try:
+                name, data, rc = await remote.read_event()
+            except CommandError as exc:
+                message = f"Cannot run the command: {exc}"
+                writer.write(mp.json_frame(mp.ERROR, {"message": message}))
+                return
+            if name == "exit":
+                break
+            writer.write(mp.frame(mp.STDOUT if name == "stdout" else mp.STDERR, data))
+            await writer.drain()
     finally:
         feeder.cancel()
         with contextlib.suppress(BaseException):
             await feeder
-    rc = completed.exit_status
-    if rc is None or rc < 0:
-        rc = 255
-    writer.write(mp.json_frame(mp.EXIT, {"rc": rc, "signal": completed.exit_signal}))
+    writer.write(mp.json_frame(mp.EXIT, {"rc": rc, "signal": remote.exit_signal}))
 
 
 async def _splice(
-    proc: asyncssh.SSHClientProcess[bytes],
+    channel_in: Any,
+    channel_out: Any,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
+    channel_err: Any,
 ) -> None:
+    """Pipe the client's socket into ``channel_in`` and ``channel_out`` back to it until
+    the channel ends; ``channel_err`` (when given) is read and dropped."""
+
     async def up() -> None:
         while True:
             data = await reader.read(mp.CHUNK)
             if not data:
-                proc.stdin.write_eof()
+                channel_in.write_eof()
                 return
-            proc.stdin.write(data)
-            await proc.stdin.drain()
+            channel_in.write(data)
+            await channel_in.drain()
 
     async def down() -> None:
         while True:
-            data = await proc.stdout.read(mp.CHUNK)
+            data = await channel_out.read(mp.CHUNK)
             if not data:
                 return
             writer.write(data)
             await writer.drain()
 
     async def discard_stderr() -> None:
-        while await proc.stderr.read(mp.CHUNK):
+        while await channel_err.read(mp.CHUNK):
             pass
 
     uploader = asyncio.ensure_future(up())
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(down())
-            group.create_task(discard_stderr())
+            if channel_err is not None:
+                group.create_task(discard_stderr())
     finally:
         uploader.cancel()
         with contextlib.suppress(BaseException):
@@ -376,50 +493,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class DirectExec:
-    """The same event interface over an asyncssh process on an in-process connection."""
+    """The MuxExec interface over a command on an in-process connection."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess[bytes]) -> None:
-        self._proc = proc
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
-        self._open = {"stdout": proc.stdout, "stderr": proc.stderr}
+    def __init__(self, remote: RemoteCommand) -> None:
+        self._remote = remote
 
     @classmethod
     async def start(cls, conn: asyncssh.SSHClientConnection, command: str) -> DirectExec:
-        return cls(await conn.create_process(command, encoding=None))
+        try:
+            return cls(await RemoteCommand.start(conn, command))
+        except CommandError as exc:
+            raise MuxError(f"Cannot open exec channel: {exc}") from None
 
     def write(self, data: bytes) -> None:
-        self._proc.stdin.write(data)
+        self._remote.write(data)
 
     def write_eof(self) -> None:
-        self._proc.stdin.write_eof()
+        self._remote.write_eof()
 
     async def drain(self) -> None:
-        await self._proc.stdin.drain()
+        await self._remote.drain()
 
     async def read_event(self) -> tuple[str, bytes, int]:
-        while self._open:
-            for name, stream in self._open.items():
-                if name not in self._pending:
-                    self._pending[name] = asyncio.ensure_future(stream.read(mp.CHUNK))
-            done = (
-                await asyncio.wait(self._pending.values(), return_when=asyncio.FIRST_COMPLETED)
-            )[0]
-            for name in list(self._pending):
-                task = self._pending[name]
-                if task in done:
-                    del self._pending[name]
-                    data = task.result()
-                    if data:
-                        return name, data, 0
-                    del self._open[name]
-        completed = await self._proc.wait()
-        rc = completed.exit_status
-        return "exit", b"", rc if rc is not None and rc >= 0 else 255
+        try:
+            return await self._remote.read_event()
+        except CommandError as exc:
+            raise MuxError(f"Cannot run the command: {exc}") from None
 
     def close(self) -> None:
-        for task in self._pending.values():
-            task.cancel()
-        self._proc.close()
+        self._remote.close()
 
 
 if __name__ == "__main__":

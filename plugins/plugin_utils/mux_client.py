@@ -7,7 +7,6 @@ its command line or environment.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -25,14 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_proto as mp
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     BecomeSpec,
     ConnectionSpec,
 )
 
-if TYPE_CHECKING:
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
+if TYPE_CHECKING:  # asyncio and the SFTP layer load on first async use (see MuxCommand)
+    import asyncio
+
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_CONTROL_DIR = "~/.ansible/cp"
@@ -53,6 +53,22 @@ class MuxError(Exception):
     @property
     def unreachable(self) -> bool:
         return self.kind in ("unreachable", "hostkey", "auth")
+
+
+def _refusal(payload: bytes, prefix: str = "") -> Exception:
+    """The exception an ERROR frame stands for: the core's BecomeError for become failures
+    (so actions report them as they do without the persistent connection), else MuxError."""
+    answer = mp.parse_json(payload) if payload else {}
+    message = str(answer.get("message") or "request refused")
+    if answer.get("kind") == "become":
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import BecomeError
+
+        return BecomeError(
+            message,
+            unreachable=bool(answer.get("unreachable")),
+            needs_password=bool(answer.get("needs_password")),
+        )
+    return MuxError(prefix + message, str(answer.get("kind") or "error"))
 
 
 # --------------------------------------------------------------------------- spec handling
@@ -268,6 +284,8 @@ def ensure_server(
 async def _request(
     path: str, request: dict[str, Any], info: dict[str, Any] | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    import asyncio
+
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=4 * mp.CHUNK)
     except OSError as exc:
@@ -282,11 +300,150 @@ async def _request(
     kind, payload = got
     if kind != mp.OK:
         writer.close()
-        message = mp.parse_json(payload).get("message", "request refused") if payload else ""
-        raise MuxError(f"The persistent connection refused the request: {message}")
+        raise _refusal(payload, "The persistent connection refused the request: ")
     if info is not None and payload:
         info.update(mp.parse_json(payload))
     return reader, writer
+
+
+async def transfer(path: str, op: str, src: str, dest: str) -> None:
+    """Have the persistent process copy one file (``op`` "put": local src to remote dest,
+    "get": remote src to local dest), reading or writing the local file itself.
+
+    Raises mux_files.TransferError when the copy fails, MuxError when the process does.
+    """
+    import asyncio
+
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_files import TransferError
+
+    try:
+        reader, writer = await asyncio.open_unix_connection(path)
+    except OSError as exc:
+        raise MuxError(
+            f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
+        ) from None
+    try:
+        writer.write(mp.json_frame(mp.REQUEST, {"op": op, "src": src, "dest": dest}))
+        got = await mp.read_frame(reader)
+    finally:
+        writer.close()
+    if got is None:
+        raise MuxError(
+            f"The persistent connection at {path} closed during the transfer.", "unreachable"
+        )
+    kind, payload = got
+    if kind == mp.OK:
+        return
+    answer = mp.parse_json(payload) if payload else {}
+    message = str(answer.get("message") or "the transfer failed")
+    if answer.get("kind") == "transfer":
+        raise TransferError(message)
+    raise MuxError(message, str(answer.get("kind") or "error"))
+
+
+class MuxCommand:
+    """One remote command through the persistent connection, over a blocking unix socket.
+
+    The same events as :class:`MuxExec` without an event loop, so a task's worker process
+    runs a command without importing asyncio. Input written is sent while waiting for
+    events (never blocking on a peer that is itself waiting for us to read).
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._outgoing = bytearray()
+        self._incoming = bytearray()
+
+    @classmethod
+    def start(cls, path: str, command: str, timeout: float = 30.0) -> MuxCommand:
+        try:
+            sock = _connect_sync(path, timeout)
+        except OSError as exc:
+            raise MuxError(
+                f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
+            ) from None
+        try:
+            sock.sendall(mp.json_frame(mp.REQUEST, {"op": "exec", "command": command}))
+            kind, payload = mp.read_frame_sync(sock)
+        except (OSError, mp.ProtocolError):
+            sock.close()
+            raise MuxError(
+                f"The persistent connection at {path} closed the request.", "unreachable"
+            ) from None
+        if kind != mp.OK:
+            sock.close()
+            message = mp.parse_json(payload).get("message", "request refused") if payload else ""
+            raise MuxError(f"The persistent connection refused the request: {message}")
+        sock.setblocking(False)
+        return cls(sock)
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the command's stdin."""
+        for i in range(0, len(data), mp.CHUNK):
+            self._outgoing += mp.frame(mp.STDIN, data[i : i + mp.CHUNK])
+
+    def write_eof(self) -> None:
+        """Queue the end of the command's stdin."""
+        self._outgoing += mp.frame(mp.EOF)
+
+    def read_event(self, timeout: float | None = None) -> tuple[str, bytes, int]:
+        """Next ("stdout"|"stderr", data, 0) or ("exit", b"", exit status).
+
+        Raises TimeoutError after ``timeout`` seconds without one, MuxError when the
+        persistent connection goes away or could not run the command.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            event = self._next_event()
+            if event is not None:
+                return event
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            writers = [self._sock] if self._outgoing else []
+            readable, writable, _ = select.select([self._sock], writers, [], wait)
+            if not readable and not writable:
+                raise TimeoutError
+            try:
+                if writable:
+                    sent = self._sock.send(self._outgoing[: 4 * mp.CHUNK])
+                    del self._outgoing[:sent]
+                if readable:
+                    data = self._sock.recv(4 * mp.CHUNK)
+                    if not data:
+                        raise ConnectionResetError
+                    self._incoming += data
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                raise MuxError(
+                    "The persistent connection closed while a command was running.",
+                    "unreachable",
+                ) from None
+
+    def _next_event(self) -> tuple[str, bytes, int] | None:
+        buffered = self._incoming
+        if len(buffered) < mp.HEADER.size:
+            return None
+        kind, length = mp.HEADER.unpack_from(buffered)
+        if length > mp.MAX_FRAME:
+            raise mp.ProtocolError(f"frame of {length} bytes exceeds the {mp.MAX_FRAME} byte limit")
+        end = mp.HEADER.size + length
+        if len(buffered) < end:
+            return None
+        payload = bytes(buffered[mp.HEADER.size : end])
+        del buffered[:end]
+        if kind == mp.STDOUT:
+            return "stdout", payload, 0
+        if kind == mp.STDERR:
+            return "stderr", payload, 0
+        if kind == mp.EXIT:
+            rc = mp.parse_json(payload).get("rc", 255)
+            return "exit", b"", rc if isinstance(rc, int) else 255
+        if kind == mp.ERROR:
+            raise _refusal(payload)
+        raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 class MuxExec:
@@ -297,8 +454,12 @@ class MuxExec:
         self._writer = writer
 
     @classmethod
-    async def start(cls, path: str, command: str) -> MuxExec:
-        reader, writer = await _request(path, {"op": "exec", "command": command})
+    async def start(cls, path: str, command: str, become: BecomeSpec | None = None) -> MuxExec:
+        """Start ``command`` (under ``become`` when given: then it runs once stdin ends)."""
+        request: dict[str, Any] = {"op": "exec", "command": command}
+        if become is not None:
+            request["become"] = dataclasses.asdict(become)
+        reader, writer = await _request(path, request)
         return cls(reader, writer)
 
     def write(self, data: bytes) -> None:
@@ -326,6 +487,8 @@ class MuxExec:
         if kind == mp.EXIT:
             rc = mp.parse_json(payload).get("rc", 255)
             return "exit", b"", rc if isinstance(rc, int) else 255
+        if kind == mp.ERROR:
+            raise _refusal(payload)
         raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
 
     def close(self) -> None:
@@ -342,15 +505,23 @@ class ExecResult:
 
 
 async def open_sftp_streams(
-    path: str, command: str | None = None, info: dict[str, Any] | None = None
+    path: str,
+    command: str | None = None,
+    info: dict[str, Any] | None = None,
+    become: BecomeSpec | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw byte pipe to a new SFTP channel of the persistent connection at ``path``.
 
     ``info`` receives what the connection process says of the server (server_version).
+    With ``become`` the process runs sftp-server under sudo and does the SFTP handshake
+    itself: ``info`` then also holds its sftp_version and extensions (hex), and the
+    client adopts the session instead of starting it.
     """
     request: dict[str, Any] = {"op": "sftp"}
     if command is not None:
         request["command"] = command
+    if become is not None:
+        request["become"] = dataclasses.asdict(become)
     return await _request(path, request, info)
 
 
@@ -376,6 +547,8 @@ async def collect(channel: Any, stdin: bytes | None) -> ExecResult:
 
 
 async def _start_sftp(reader: Any, writer: Any, server_version: str) -> SFTPClient:
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
+
     openssh = "OpenSSH" in server_version
     client = SFTPClient(reader, writer, nonstandard_symlink=openssh, ordered=openssh)
     try:
@@ -390,41 +563,39 @@ class MuxSession:
     """A core Session whose channels come from the persistent connection process.
 
     Holds nothing but the socket path, so it works from any event loop and process. With
-    ``spec.become`` set, SFTP channels and commands run under sudo on a connection of their
-    own (opened on first use, closed by aclose), as the core's SSHSession does it.
+    ``spec.become`` set, the process runs SFTP channels and commands under sudo on its own
+    connection (the become password travels over the private unix socket, never argv).
     """
 
     def __init__(self, spec: ConnectionSpec, path: str) -> None:
         self.spec = spec
         self.path = path
-        self._become: SSHSession | None = None
-
-    async def _become_session(self) -> SSHSession:
-        if self._become is None:
-            from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
-                open_session,
-            )
-
-            self._become = await open_session(self.spec)
-        return self._become
 
     async def open_sftp(self) -> SFTPClient:
         """A new started SFTP client on its own channel."""
-        if self.spec.become is not None:
-            return await (await self._become_session()).open_sftp()
         info: dict[str, Any] = {}
-        reader, writer = await open_sftp_streams(self.path, info=info)
-        return await _start_sftp(reader, writer, str(info.get("server_version", "")))
+        become = self.spec.become
+        reader, writer = await open_sftp_streams(self.path, info=info, become=become)
+        if become is None:
+            return await _start_sftp(reader, writer, str(info.get("server_version", "")))
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
+
+        # sftp-server under sudo is OpenSSH's: in-order replies, swapped symlink arguments
+        client = SFTPClient(reader, writer, nonstandard_symlink=True, ordered=True)
+        try:
+            extensions = {
+                bytes.fromhex(name): bytes.fromhex(value)
+                for name, value in dict(info.get("extensions") or {}).items()
+            }
+            client.adopt(int(info.get("sftp_version") or 3), extensions)
+        except (TypeError, ValueError):
+            writer.close()
+            raise MuxError("The persistent connection sent an invalid SFTP handshake.") from None
+        return client
 
     async def exec(self, command: str, stdin: bytes | None = None) -> ExecResult:
         """Run ``command`` and return its exit status and output."""
-        if self.spec.become is not None:
-            done = await (await self._become_session()).exec(command, stdin)
-            return ExecResult(done.rc, done.stdout, done.stderr)
-        return await collect(await MuxExec.start(self.path, command), stdin)
+        return await collect(await MuxExec.start(self.path, command, self.spec.become), stdin)
 
     async def aclose(self) -> None:
-        """Release what this session opened; the persistent connection itself stays."""
-        if self._become is not None:
-            session, self._become = self._become, None
-            await session.aclose()
+        """Nothing to release: channels close with their clients, the connection stays."""

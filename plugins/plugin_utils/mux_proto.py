@@ -10,11 +10,13 @@ Nothing here imports Ansible.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio loads on first async use: a task's worker may never need it
+    import asyncio
 
 REQUEST = 1
 STDIN = 2
@@ -59,6 +61,8 @@ def parse_json(payload: bytes) -> dict[str, Any]:
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
     """Read one frame; None when the peer closed the stream cleanly between frames."""
+    import asyncio
+
     try:
         header = await reader.readexactly(HEADER.size)
     except asyncio.IncompleteReadError as exc:

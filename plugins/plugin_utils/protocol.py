@@ -292,6 +292,28 @@ class SFTPClient:
             self.extensions[name] = body.string()
         self._reader_task = asyncio.get_running_loop().create_task(self._read_replies())
 
+    def adopt(self, version: int, extensions: dict[bytes, bytes]) -> None:
+        """Start reading replies on a session whose INIT / VERSION exchange was done by
+        another client (see :meth:`detach`), with the version and extensions it got."""
+        self.version = version
+        self.extensions = dict(extensions)
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_replies())
+
+    async def detach(self) -> tuple[_Reader, _Writer]:
+        """Stop reading replies and hand over the streams, for another client to
+        :meth:`adopt`. Only between requests: nothing may be outstanding."""
+        if self._pending or self._outbox:
+            raise SFTPError(FX_FAILURE, "cannot hand over an SFTP session with requests in flight")
+        task, self._reader_task = self._reader_task, None
+        self._on_close = None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        return self._reader, self._writer
+
     async def limits(self) -> ServerLimits:
         """The server's limits; conservative defaults when it does not say."""
         if b"limits@openssh.com" not in self.extensions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import threading
@@ -277,3 +278,65 @@ def test_put_and_get_through_the_core(sshd: Sshd, control: Path, tmp_path: Path)
     assert back.read_bytes() == data
     with pytest.raises(files.TransferError, match="no-such-file"):
         asyncio.run(files.get(session, str(tmp_path / "no-such-file"), str(back)))
+
+
+def test_process_copies_files_by_path(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    """put/get ops: the persistent process reads and writes the local file itself."""
+    spec = _spec(sshd)
+    path = mux.ensure_server(spec, directory=str(control))
+    local = tmp_path / "local.bin"
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    local.write_bytes(data)
+    remote = tmp_path / "remote.bin"
+    back = tmp_path / "back.bin"
+    asyncio.run(mux.transfer(path, "put", str(local), str(remote)))
+    assert remote.read_bytes() == data
+    asyncio.run(mux.transfer(path, "get", str(remote), str(back)))
+    assert back.read_bytes() == data
+    missing = tmp_path / "no-such-file"
+    with pytest.raises(files.TransferError, match=f"{missing} does not exist"):
+        asyncio.run(mux.transfer(path, "get", str(missing), str(back)))
+    with pytest.raises(files.TransferError, match=str(missing)):
+        asyncio.run(mux.transfer(path, "put", str(missing), str(remote)))
+    assert back.read_bytes() == data  # a failed get leaves the earlier file alone
+    assert mux.ping(path) is not None  # failures do not take the process down
+
+
+def test_become_runs_in_the_persistent_process(sshd: Sshd, control: Path, tmp_path: Path) -> None:
+    """Become SFTP channels and commands ride the process's connection, errors keep their type."""
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import BecomeError
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import BecomeSpec
+
+    spec = _spec(sshd, user=BECOME_USER, password=BECOME_PASSWORD, client_keys=())
+    path = mux.ensure_server(spec, directory=str(control))
+    target = tmp_path / "written-as-root"
+    tmp_path.chmod(0o777)
+    root = mux.MuxSession(
+        dataclasses.replace(spec, become=BecomeSpec(password=BECOME_PASSWORD)), path
+    )
+
+    async def as_root() -> tuple[mux.ExecResult, bool]:
+        done = await root.exec("id -un; cat", b"via stdin")
+        client = await root.open_sftp()
+        try:
+            handle = await client.open(os.fsencode(target), FXF_WRITE | FXF_CREAT)
+            await client.write(handle, 0, b"root data")
+            await client.close(handle)
+            root_dir = (await client.lstat(b"/root/.")) is not None
+        finally:
+            await client.aclose()
+        return done, root_dir
+
+    done, root_dir = asyncio.run(as_root())
+    assert (done.rc, done.stdout) == (0, b"root\nvia stdin")
+    assert root_dir
+    assert target.read_bytes() == b"root data" and target.stat().st_uid == 0
+
+    wrong = mux.MuxSession(dataclasses.replace(spec, become=BecomeSpec(password="not-it")), path)
+    with pytest.raises(BecomeError, match="rejected the become password") as caught:
+        asyncio.run(wrong.open_sftp())
+    assert "not-it" not in str(caught.value) and BECOME_PASSWORD not in str(caught.value)
+    with pytest.raises(BecomeError, match="rejected the become password"):
+        asyncio.run(wrong.exec("true"))
+    assert mux.ping(path) is not None
+    assert len(mux_processes(control)) == 1

@@ -330,15 +330,29 @@ PROBE_ACTION = """
 from ansible.plugins.action import ActionBase
 
 
+def ssh_connections(port):
+    # established TCP connections to port on this machine (IPv4)
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
+                count += 1
+    return count
+
+
 class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         conn = self._connection
         session = conn.get_core_session()
+        port = int(conn.get_option("port"))
+        before = ssh_connections(port)
 
         async def probe():
             try:
                 done = await session.exec("id -un")
                 client = await session.open_sftp()
+                during = ssh_connections(port)
                 try:
                     await client.lstat(b"/root/.")  # needs search permission on /root
                     root_dir = True
@@ -346,16 +360,17 @@ class ActionModule(ActionBase):
                     root_dir = False
                 finally:
                     await client.aclose()
-                return done.stdout.decode().strip(), root_dir
+                return done.stdout.decode().strip(), root_dir, during
             finally:
                 await session.aclose()
 
         try:
-            user, root_dir = conn.run_core(probe())
+            user, root_dir, during = conn.run_core(probe())
         except Exception:
             return {"failed": True, "msg": traceback.format_exc()}
         after = conn.exec_command("echo still-open", sudoable=False)[1].decode().strip()
-        return {"changed": False, "user": user, "root_dir": root_dir, "after": after}
+        return {"changed": False, "user": user, "root_dir": root_dir, "after": after,
+                "connections": before, "new_connections": during - before}
 """
 
 
@@ -393,6 +408,11 @@ def test_core_session_for_actions(
     assert (plain["user"], plain["root_dir"]) == (BECOME_USER, False)
     assert (root["user"], root["root_dir"]) == ("root", True)
     assert plain["after"] == root["after"] == "still-open"
+    # become or not, the action's channels ride the plugin's connection: no second handshake
+    # (fewer, never more: a persistent process of an earlier test may idle out meanwhile)
+    assert plain["connections"] >= 1  # the plugin's own connection is seen
+    assert plain["new_connections"] <= 0
+    assert root["new_connections"] <= 0
     assert bool(mux_processes(control)) == (persistent == "true")
 
 
