@@ -35,6 +35,8 @@ MIN_FILES_IN_FLIGHT = 128
 MAX_HANDLES = 1024
 SMALL_FILE_CHANNELS = 2
 """More channels only add server processes competing for the same cores (measured)."""
+OPEN_MORE_AFTER = 32
+"""Requests picked on the first channel before the others start opening."""
 MAX_FILES_IN_FLIGHT = 1024
 FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
@@ -54,8 +56,10 @@ if TYPE_CHECKING:  # connect imports asyncssh: keep it out of tasks that only ne
 class Channels:
     """The SFTP channels of one server and the budget they share.
 
-    Work starts on the first channel; the others open in the background (each costs the
-    server a process start) and join `clients` as they become ready.
+    Work starts on the first channel. The others (each costs the server a session and a
+    process start, ~85 ms of its CPU on OpenSSH) open in the background only once the run
+    proves to be more than a few requests, and join `clients` as they become ready: a
+    single small file never waits for them.
     """
 
     clients: list[SFTPClient]
@@ -63,11 +67,14 @@ class Channels:
     budget: Budget
     rtt: float = 0.0
     _next: int = 0
+    _planned: Sequence[SessionLike] = ()
     _opener: asyncio.Task[None] | None = None
     _closed: bool = False
 
     def pick(self) -> SFTPClient:
         """The next channel for a small file or a single request (round robin)."""
+        if self._next == OPEN_MORE_AFTER:
+            self._start_opening()
         client = self.clients[self._next % min(len(self.clients), SMALL_FILE_CHANNELS)]
         self._next += 1
         return client
@@ -80,9 +87,12 @@ class Channels:
         return extension in self.main.extensions
 
     def open_more(self, sessions: Sequence[SessionLike]) -> None:
-        """Open one more channel on each of `sessions`, in the background."""
-        if sessions:
-            self._opener = asyncio.ensure_future(self._open_more(sessions))
+        """Open one more channel on each of `sessions` when the run needs them."""
+        self._planned = list(sessions)
+
+    def _start_opening(self) -> None:
+        if self._planned and self._opener is None and not self._closed:
+            self._opener = asyncio.ensure_future(self._open_more(self._planned))
 
     async def _open_more(self, sessions: Sequence[SessionLike]) -> None:
         async def one(session: SessionLike) -> None:
@@ -98,7 +108,8 @@ class Channels:
         await asyncio.gather(*(one(session) for session in sessions))
 
     async def ready(self) -> None:
-        """Wait until the background channels are open (or failed to)."""
+        """Open the other channels now and wait until they are open (or failed to)."""
+        self._start_opening()
         if self._opener is not None:
             await asyncio.shield(self._opener)
 

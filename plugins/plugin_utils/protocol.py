@@ -270,6 +270,13 @@ class SFTPClient:
         self.extensions: dict[bytes, bytes] = {}
         self.version = 0
         self.requests_sent = 0
+        self.release: Callable[[SFTPClient], bool] | None = None
+        """Offered the client on aclose; returning True keeps the channel open (a pool)."""
+
+    @property
+    def closed(self) -> bool:
+        """The channel is gone (closed, lost, or failed): no request can succeed."""
+        return self._closed_error is not None
 
     @property
     def in_flight(self) -> int:
@@ -330,7 +337,13 @@ class SFTPClient:
 
     async def aclose(self) -> None:
         """Close the channel once outstanding requests are answered (a few seconds at
-        most) and the server has closed its side; requests still waiting then fail."""
+        most) and the server has closed its side; requests still waiting then fail.
+
+        An idle, healthy client is first offered to ``release``, which may keep it open."""
+        release, self.release = self.release, None
+        idle = not (self.closed or self._pending or self._outbox)
+        if release is not None and idle and release(self):
+            return
         self._flush()
         reader = self._reader_task
         if reader is not None and self._pending and not reader.done():

@@ -28,11 +28,13 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_WRITE,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+from tests.fixtures.asyncssh_server import AsyncSSHServer
+from tests.unit.core_helpers import spec_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
-pytest_plugins = ("tests.unit.connection_fixtures",)
+pytest_plugins = ("tests.unit.connection_fixtures", "tests.unit.core_fixtures")
 
 
 def _spec(sshd: Sshd, **changes: object) -> ConnectionSpec:
@@ -340,3 +342,28 @@ def test_become_runs_in_the_persistent_process(sshd: Sshd, control: Path, tmp_pa
         asyncio.run(wrong.exec("true"))
     assert mux.ping(path) is not None
     assert len(mux_processes(control)) == 1
+
+
+def test_transfers_reuse_idle_channels(
+    core_asyncssh: AsyncSSHServer, control: Path, tmp_path: Path
+) -> None:
+    """put/get in the persistent process keep their SFTP channel open for the next one."""
+    endpoint = core_asyncssh.endpoint()
+    path = mux.ensure_server(spec_for(endpoint), directory=str(control))
+    local = tmp_path / "local.bin"
+    data = os.urandom(300_000)
+    local.write_bytes(data)
+    names = [f"pool-{os.getpid()}-{i}" for i in range(3)]
+    before = core_asyncssh.stats.sftp_sessions
+    try:
+        for name in names:
+            asyncio.run(mux.transfer(path, "put", str(local), f"{endpoint.remote_root}/{name}"))
+        back = tmp_path / "back.bin"
+        asyncio.run(mux.transfer(path, "get", f"{endpoint.remote_root}/{names[0]}", str(back)))
+        assert back.read_bytes() == data
+        assert all((endpoint.local_root / name).read_bytes() == data for name in names)
+        assert core_asyncssh.stats.sftp_sessions - before == 1
+    finally:
+        mux.stop(path)
+        for name in names:
+            (endpoint.local_root / name).unlink(missing_ok=True)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
+    SSHSession,
+    open_session,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
+from tests.fixtures.asyncssh_server import AsyncSSHServer
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (
     FIXED_MTIME,
@@ -18,6 +24,7 @@ from tests.unit.core_helpers import (
     leftovers,
     pattern,
     set_tree_times,
+    spec_for,
     write_file,
 )
 
@@ -161,3 +168,35 @@ async def test_large_file_over_two_connections(
     assert (report.files, report.bytes) == (1, size)
     assert target.lpath("big").read_bytes() == data
     assert leftovers(target.local) == []
+
+
+async def test_extra_channels_open_only_when_the_run_needs_them(
+    core_asyncssh: AsyncSSHServer, local_tmp: Path
+) -> None:
+    """One small file uses one SFTP channel; a tree of many files brings the others.
+
+    (Channel counts come from the instrumented asyncssh server.)"""
+    endpoint = core_asyncssh.endpoint()
+    scratch = f"channels-{uuid.uuid4().hex[:8]}"
+    remote = f"{endpoint.remote_root.rstrip('/')}/{scratch}"
+    (endpoint.local_root / scratch).mkdir()
+    session = await open_session(spec_for(endpoint))
+    try:
+        one = local_tmp / "one.txt"
+        write_file(one, b"just one file")
+        before = core_asyncssh.stats.sftp_sessions
+        report = await api.push(session, str(one), f"{remote}/one.txt", TransferOptions())
+        assert failures(report) == [] and report.files == 1
+        assert core_asyncssh.stats.sftp_sessions - before == 1
+
+        tree = local_tmp / "tree"
+        for i in range(200):
+            write_file(tree / f"d{i % 4}" / f"f{i}", pattern(100 + i, seed=i))
+        before = core_asyncssh.stats.sftp_sessions
+        report = await api.push(session, f"{tree}/", f"{remote}/tree", TransferOptions())
+        assert failures(report) == [] and report.files == 200
+        assert core_asyncssh.stats.sftp_sessions - before > 1
+        assert_same_tree(tree, endpoint.local_root / scratch / "tree")
+    finally:
+        await session.aclose()
+        shutil.rmtree(endpoint.local_root / scratch, ignore_errors=True)
