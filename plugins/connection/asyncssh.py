@@ -119,7 +119,6 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
     AdapterError,
     become_spec,
@@ -356,7 +355,9 @@ class Connection(ConnectionBase):
             return _Borrowed(SSHSession(spec, self._direct.conn))
         if mux.ping(self._require_socket()) is None:
             self._socket = self._ensure_server(self._require_spec())
-        return mux.MuxSession(spec, self._require_socket())
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_session import MuxSession
+
+        return MuxSession(spec, self._require_socket())
 
     def run_core(self, coro: Any) -> Any:
         """Run a coroutine using a session from :meth:`get_core_session` to completion.
@@ -386,20 +387,24 @@ class Connection(ConnectionBase):
         display.vvv(f"PUT {in_path} TO {out_path}", host=self._host())
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound(f"file or module does not exist: {in_path}")
-        self._transfer(files.put, in_path, out_path)
+        self._transfer("put", in_path, out_path)
 
     def fetch_file(self, in_path: str, out_path: str) -> None:
         """Copy the host's file ``in_path`` to the local path ``out_path``."""
         super().fetch_file(in_path, out_path)
         display.vvv(f"FETCH {in_path} TO {out_path}", host=self._host())
-        self._transfer(files.get, in_path, out_path)
+        self._transfer("get", in_path, out_path)
 
-    def _transfer(self, how: Any, src: str, dest: str) -> None:
+    def _transfer(self, op: str, src: str, dest: str) -> None:
+        """Copy one file: ``op`` "put" (local src to remote dest) or "get" (the reverse)."""
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
+
         try:
             if self._direct is not None:
+                how = files.put if op == "put" else files.get
                 self._run(how(self._direct, src, dest))
             else:
-                self._run(self._mux_transfer("put" if how is files.put else "get", src, dest))
+                self._run(self._mux_transfer(op, src, dest))
         except files.TransferError as exc:
             raise AnsibleError(str(exc)) from None
         except mux.MuxError as exc:
@@ -417,14 +422,16 @@ class Connection(ConnectionBase):
             src = os.path.abspath(src)
         else:
             dest = os.path.abspath(dest)
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_session import transfer
+
         try:
-            await mux.transfer(self._require_socket(), op, src, dest)
+            await transfer(self._require_socket(), op, src, dest)
         except mux.MuxError as exc:
             if exc.kind != "unreachable":
                 raise
             # the persistent process may have just idled out or lost its connection
             self._socket = self._ensure_server(self._require_spec())
-            await mux.transfer(self._socket, op, src, dest)
+            await transfer(self._socket, op, src, dest)
 
     # -- lifecycle -----------------------------------------------------------------
 

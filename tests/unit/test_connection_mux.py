@@ -22,6 +22,7 @@ from test_connection_support import (
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux as mux_server
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_files as files
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_session
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_CREAT,
     FXF_READ,
@@ -61,7 +62,7 @@ def _alive(pid: int) -> bool:
 def test_exec_streams_stdin_stdout_stderr_and_status(sshd: Sshd, control: Path) -> None:
     spec = _spec(sshd)
     path = mux.ensure_server(spec, directory=str(control))
-    session = mux.MuxSession(spec, path)
+    session = mux_session.MuxSession(spec, path)
     payload = os.urandom(3 * 1024 * 1024)  # several frames each way
 
     async def run() -> None:
@@ -90,7 +91,7 @@ def test_second_client_reuses_the_same_process(sshd: Sshd, control: Path) -> Non
 
 def test_sftp_channel_is_a_raw_pipe(sshd: Sshd, control: Path, tmp_path: Path) -> None:
     spec = _spec(sshd)
-    session = mux.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
+    session = mux_session.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
     target = tmp_path / "via-mux.bin"
     data = os.urandom(1024 * 1024 + 17)
 
@@ -119,7 +120,7 @@ def test_idle_timeout_removes_process_and_socket(sshd: Sshd, control: Path) -> N
     path = mux.ensure_server(spec, directory=str(control), idle_timeout=1.0)
     pid = mux.ping(path)
     assert pid is not None
-    result = asyncio.run(mux.MuxSession(spec, path).exec("sleep 1.5; echo done"))
+    result = asyncio.run(mux_session.MuxSession(spec, path).exec("sleep 1.5; echo done"))
     assert result.stdout == b"done\n"  # a running command is not idle
     assert wait_gone(control, 10), os.listdir(control)
     assert not _alive(pid)
@@ -206,7 +207,7 @@ def test_password_never_on_command_line_or_environment(
     monkeypatch.setenv("ANSIBLE_BECOME_PASS", "env-secret-value")
     spec = _spec(sshd, user=BECOME_USER, client_keys=(), password=BECOME_PASSWORD)
     path = mux.ensure_server(spec, directory=str(control))
-    result = asyncio.run(mux.MuxSession(spec, path).exec("id -un"))
+    result = asyncio.run(mux_session.MuxSession(spec, path).exec("id -un"))
     assert result.stdout == f"{BECOME_USER}\n".encode()
     (pid,) = mux_processes(control)
     secret = BECOME_PASSWORD.encode()
@@ -266,7 +267,7 @@ def test_unreachable_port(control: Path) -> None:
 
 def test_put_and_get_through_the_core(sshd: Sshd, control: Path, tmp_path: Path) -> None:
     spec = _spec(sshd)
-    session = mux.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
+    session = mux_session.MuxSession(spec, mux.ensure_server(spec, directory=str(control)))
     local = tmp_path / "local.bin"
     data = os.urandom(5 * 1024 * 1024 + 3)
     local.write_bytes(data)
@@ -291,15 +292,15 @@ def test_process_copies_files_by_path(sshd: Sshd, control: Path, tmp_path: Path)
     local.write_bytes(data)
     remote = tmp_path / "remote.bin"
     back = tmp_path / "back.bin"
-    asyncio.run(mux.transfer(path, "put", str(local), str(remote)))
+    asyncio.run(mux_session.transfer(path, "put", str(local), str(remote)))
     assert remote.read_bytes() == data
-    asyncio.run(mux.transfer(path, "get", str(remote), str(back)))
+    asyncio.run(mux_session.transfer(path, "get", str(remote), str(back)))
     assert back.read_bytes() == data
     missing = tmp_path / "no-such-file"
     with pytest.raises(files.TransferError, match=f"{missing} does not exist"):
-        asyncio.run(mux.transfer(path, "get", str(missing), str(back)))
+        asyncio.run(mux_session.transfer(path, "get", str(missing), str(back)))
     with pytest.raises(files.TransferError, match=str(missing)):
-        asyncio.run(mux.transfer(path, "put", str(missing), str(remote)))
+        asyncio.run(mux_session.transfer(path, "put", str(missing), str(remote)))
     assert back.read_bytes() == data  # a failed get leaves the earlier file alone
     assert mux.ping(path) is not None  # failures do not take the process down
 
@@ -313,11 +314,11 @@ def test_become_runs_in_the_persistent_process(sshd: Sshd, control: Path, tmp_pa
     path = mux.ensure_server(spec, directory=str(control))
     target = tmp_path / "written-as-root"
     tmp_path.chmod(0o777)
-    root = mux.MuxSession(
+    root = mux_session.MuxSession(
         dataclasses.replace(spec, become=BecomeSpec(password=BECOME_PASSWORD)), path
     )
 
-    async def as_root() -> tuple[mux.ExecResult, bool]:
+    async def as_root() -> tuple[mux_session.ExecResult, bool]:
         done = await root.exec("id -un; cat", b"via stdin")
         client = await root.open_sftp()
         try:
@@ -334,7 +335,8 @@ def test_become_runs_in_the_persistent_process(sshd: Sshd, control: Path, tmp_pa
     assert root_dir
     assert target.read_bytes() == b"root data" and target.stat().st_uid == 0
 
-    wrong = mux.MuxSession(dataclasses.replace(spec, become=BecomeSpec(password="not-it")), path)
+    wrong_become = BecomeSpec(password="not-it")
+    wrong = mux_session.MuxSession(dataclasses.replace(spec, become=wrong_become), path)
     with pytest.raises(BecomeError, match="rejected the become password") as caught:
         asyncio.run(wrong.open_sftp())
     assert "not-it" not in str(caught.value) and BECOME_PASSWORD not in str(caught.value)
@@ -356,10 +358,11 @@ def test_transfers_reuse_idle_channels(
     names = [f"pool-{os.getpid()}-{i}" for i in range(3)]
     before = core_asyncssh.stats.sftp_sessions
     try:
+        remote = endpoint.remote_root
         for name in names:
-            asyncio.run(mux.transfer(path, "put", str(local), f"{endpoint.remote_root}/{name}"))
+            asyncio.run(mux_session.transfer(path, "put", str(local), f"{remote}/{name}"))
         back = tmp_path / "back.bin"
-        asyncio.run(mux.transfer(path, "get", f"{endpoint.remote_root}/{names[0]}", str(back)))
+        asyncio.run(mux_session.transfer(path, "get", f"{remote}/{names[0]}", str(back)))
         assert back.read_bytes() == data
         assert all((endpoint.local_root / name).read_bytes() == data for name in names)
         assert core_asyncssh.stats.sftp_sessions - before == 1
