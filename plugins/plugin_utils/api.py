@@ -94,6 +94,10 @@ async def push(
     """Copy a local file or tree to the server (ansible.builtin.copy's path rules)."""
     report = Report()
     channels = await open_channels([session], CHANNELS_PER_CONNECTION, options.max_requests)
+    if os.path.isdir(src):
+        # A tree's files spread over the channels from the start (two large files on one
+        # channel share one sftp-server process); a single file opens them only if needed.
+        channels.open_planned()
     extra_sessions, extra = await _extra_channels(session, options)
     try:
         runner = Push(session, channels, options, report, progress, extra)

@@ -74,7 +74,7 @@ class Channels:
     def pick(self) -> SFTPClient:
         """The next channel for a small file or a single request (round robin)."""
         if self._next == OPEN_MORE_AFTER:
-            self._start_opening()
+            self.open_planned()
         client = self.clients[self._next % min(len(self.clients), SMALL_FILE_CHANNELS)]
         self._next += 1
         return client
@@ -90,7 +90,8 @@ class Channels:
         """Open one more channel on each of `sessions` when the run needs them."""
         self._planned = list(sessions)
 
-    def _start_opening(self) -> None:
+    def open_planned(self) -> None:
+        """Start opening the other channels now, in the background (once)."""
         if self._planned and self._opener is None and not self._closed:
             self._opener = asyncio.ensure_future(self._open_more(self._planned))
 
@@ -109,7 +110,7 @@ class Channels:
 
     async def ready(self) -> None:
         """Open the other channels now and wait until they are open (or failed to)."""
-        self._start_opening()
+        self.open_planned()
         if self._opener is not None:
             await asyncio.shield(self._opener)
 
