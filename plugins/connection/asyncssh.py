@@ -88,6 +88,10 @@ notes:
     the same user, host, port, keys, jump hosts and host key settings without
     authenticating again; passwords are not part of that match. Use
     C(meta) V(reset_connection) to drop it.
+  - The persistent process copies C(put_file)/C(fetch_file) files itself and keeps up to
+    four idle SFTP channels for the next one (it opens one as soon as it has connected), so
+    each holds a session and an C(sftp-server) process on the host while it lives; with
+    O(persistent=false) channels close after each task.
   - Passwords reach the persistent process through a pipe, never its command line or
     environment. Set E(PIPELINED_SFTP_MUX_LOG) to a file path to keep the process's error
     output for debugging.

@@ -90,8 +90,24 @@ class ChannelPool:
         self._session = session
         self._keep = keep
         self._idle: list[SFTPClient] = []
+        self._prefilling: asyncio.Task[None] | None = None
+
+    def prefill(self) -> asyncio.Task[None]:
+        """Open one channel ahead of the first transfer, in the background (best effort)."""
+        self._prefilling = asyncio.ensure_future(self._prefill())
+        return self._prefilling
+
+    async def _prefill(self) -> None:
+        try:
+            client = await self._session.open_sftp()
+        except Exception:
+            return
+        if not self._release(client):
+            await client.aclose()
 
     async def open_sftp(self) -> SFTPClient:
+        if self._prefilling is not None and not self._prefilling.done():
+            await asyncio.shield(self._prefilling)  # the channel on its way is the one to use
         while self._idle:
             client = self._idle.pop()
             if not client.closed:
@@ -479,11 +495,16 @@ async def _serve_main(spec: ConnectionSpec, path: str, idle_timeout: float) -> i
         sock, ino = bound
         server = MuxServer(session, idle_timeout, path, ino)
         _report({"ok": True, "pid": os.getpid()})
+        # The first copy/template/fetch then finds an SFTP channel open (a channel is a
+        # server session and sftp-server process: ~85 ms on OpenSSH).
+        prefill = server.pool.prefill()
         try:
             await server.serve(sock)
         finally:
             server.retire()
             sock.close()
+            # a channel cut off mid-setup can take the connection down: let it finish
+            await asyncio.wait([prefill], timeout=5)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.pool.aclose(), 5)
     finally:

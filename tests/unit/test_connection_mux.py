@@ -349,14 +349,14 @@ def test_become_runs_in_the_persistent_process(sshd: Sshd, control: Path, tmp_pa
 def test_transfers_reuse_idle_channels(
     core_asyncssh: AsyncSSHServer, control: Path, tmp_path: Path
 ) -> None:
-    """put/get in the persistent process keep their SFTP channel open for the next one."""
+    """The persistent process opens one SFTP channel ahead and put/get keep reusing it."""
     endpoint = core_asyncssh.endpoint()
+    before = core_asyncssh.stats.sftp_sessions
     path = mux.ensure_server(spec_for(endpoint), directory=str(control))
     local = tmp_path / "local.bin"
     data = os.urandom(300_000)
     local.write_bytes(data)
     names = [f"pool-{os.getpid()}-{i}" for i in range(3)]
-    before = core_asyncssh.stats.sftp_sessions
     try:
         remote = endpoint.remote_root
         for name in names:
