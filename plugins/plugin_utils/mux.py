@@ -133,7 +133,6 @@ class ChannelPool:
             await client.aclose()
 
 
-
 class MuxServer:
     """Serves exec and sftp requests over a unix socket on one SSH connection."""
 
