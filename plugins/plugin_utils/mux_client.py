@@ -334,7 +334,7 @@ class MuxCommand:
                 return event
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             writers = [self._sock] if self._outgoing else []
-            readable, writable, _ = select.select([self._sock], writers, [], wait)
+            readable, writable, _errors = select.select([self._sock], writers, [], wait)
             if not readable and not writable:
                 raise TimeoutError
             try:
