@@ -135,7 +135,9 @@ if TYPE_CHECKING:  # asyncssh loads only when a task connects without the persis
     import asyncio
 
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.remote_command import (
+        RemoteCommand,
+    )
 
 display = Display()
 
@@ -258,10 +260,12 @@ class Connection(ConnectionBase):
 
     def _start(self, cmd: str) -> mux.MuxCommand | _DirectCommand:
         if self._direct is not None:
-            from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux import DirectExec
+            from ansible_collections.pipelined.sftp.plugins.plugin_utils.remote_command import (
+                RemoteCommand,
+            )
 
             try:
-                started = self._run(DirectExec.start(self._direct.conn, cmd))
+                started = self._run(RemoteCommand.start(self._direct.conn, cmd))
                 return _DirectCommand(self._run, started)
             except (OSError, Exception) as exc:
                 raise AnsibleConnectionFailure(
@@ -503,9 +507,9 @@ def _send(channel: mux.MuxCommand | _DirectCommand, data: bytes | None) -> None:
 
 
 class _DirectCommand:
-    """MuxCommand's blocking interface over a DirectExec on the plugin's own event loop."""
+    """MuxCommand's blocking interface over a RemoteCommand on the plugin's own event loop."""
 
-    def __init__(self, run: Any, command: DirectExec) -> None:
+    def __init__(self, run: Any, command: RemoteCommand) -> None:
         self._run = run
         self._command = command
 
@@ -518,9 +522,16 @@ class _DirectCommand:
     def read_event(self, timeout: float | None = None) -> tuple[str, bytes, int]:
         import asyncio
 
-        event: tuple[str, bytes, int] = self._run(
-            asyncio.wait_for(self._command.read_event(), timeout)
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.remote_command import (
+            CommandError,
         )
+
+        try:
+            event: tuple[str, bytes, int] = self._run(
+                asyncio.wait_for(self._command.read_event(), timeout)
+            )
+        except CommandError as exc:
+            raise mux.MuxError(f"Cannot run the command: {exc}") from None
         return event
 
     def close(self) -> None:

@@ -554,37 +554,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-class DirectExec:
-    """The MuxExec interface over a command on an in-process connection."""
-
-    def __init__(self, remote: RemoteCommand) -> None:
-        self._remote = remote
-
-    @classmethod
-    async def start(cls, conn: asyncssh.SSHClientConnection, command: str) -> DirectExec:
-        try:
-            return cls(await RemoteCommand.start(conn, command))
-        except CommandError as exc:
-            raise MuxError(f"Cannot open exec channel: {exc}") from None
-
-    def write(self, data: bytes) -> None:
-        self._remote.write(data)
-
-    def write_eof(self) -> None:
-        self._remote.write_eof()
-
-    async def drain(self) -> None:
-        await self._remote.drain()
-
-    async def read_event(self) -> tuple[str, bytes, int]:
-        try:
-            return await self._remote.read_event()
-        except CommandError as exc:
-            raise MuxError(f"Cannot run the command: {exc}") from None
-
-    def close(self) -> None:
-        self._remote.close()
-
-
 if __name__ == "__main__":
     sys.exit(main())

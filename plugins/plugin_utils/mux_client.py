@@ -52,9 +52,16 @@ class MuxError(Exception):
 
 def refusal(payload: bytes, prefix: str = "") -> Exception:
     """The exception an ERROR frame stands for: the core's BecomeError for become failures
-    (so actions report them as they do without the persistent connection), else MuxError."""
+    (so actions report them as they do without the persistent connection), mux_files'
+    TransferError for a failed copy, else MuxError."""
     answer = mp.parse_json(payload) if payload else {}
     message = str(answer.get("message") or "request refused")
+    if answer.get("kind") == "transfer":
+        from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_files import (
+            TransferError,
+        )
+
+        return TransferError(message)
     if answer.get("kind") == "become":
         from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import BecomeError
 
@@ -64,6 +71,34 @@ def refusal(payload: bytes, prefix: str = "") -> Exception:
             needs_password=bool(answer.get("needs_password")),
         )
     return MuxError(prefix + message, str(answer.get("kind") or "error"))
+
+
+def cannot_reach(path: str, exc: OSError) -> MuxError:
+    """The error for a persistent connection whose socket does not answer."""
+    return MuxError(
+        f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
+    )
+
+
+def stdin_frames(data: bytes) -> bytes:
+    """``data`` as STDIN frames of at most CHUNK bytes each."""
+    return b"".join(
+        mp.frame(mp.STDIN, data[i : i + mp.CHUNK]) for i in range(0, len(data), mp.CHUNK)
+    )
+
+
+def exec_event(kind: int, payload: bytes) -> tuple[str, bytes, int]:
+    """The event a frame of a running command stands for (ERROR frames raise)."""
+    if kind == mp.STDOUT:
+        return "stdout", payload, 0
+    if kind == mp.STDERR:
+        return "stderr", payload, 0
+    if kind == mp.EXIT:
+        rc = mp.parse_json(payload).get("rc", 255)
+        return "exit", b"", rc if isinstance(rc, int) else 255
+    if kind == mp.ERROR:
+        raise refusal(payload)
+    raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
 
 
 # --------------------------------------------------------------------------- spec handling
@@ -294,9 +329,7 @@ class MuxCommand:
         try:
             sock = _connect_sync(path, timeout)
         except OSError as exc:
-            raise MuxError(
-                f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
-            ) from None
+            raise cannot_reach(path, exc) from None
         try:
             sock.sendall(mp.json_frame(mp.REQUEST, {"op": "exec", "command": command}))
             kind, payload = mp.read_frame_sync(sock)
@@ -314,8 +347,7 @@ class MuxCommand:
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` for the command's stdin."""
-        for i in range(0, len(data), mp.CHUNK):
-            self._outgoing += mp.frame(mp.STDIN, data[i : i + mp.CHUNK])
+        self._outgoing += stdin_frames(data)
 
     def write_eof(self) -> None:
         """Queue the end of the command's stdin."""
@@ -366,16 +398,7 @@ class MuxCommand:
             return None
         payload = bytes(buffered[mp.HEADER.size : end])
         del buffered[:end]
-        if kind == mp.STDOUT:
-            return "stdout", payload, 0
-        if kind == mp.STDERR:
-            return "stderr", payload, 0
-        if kind == mp.EXIT:
-            rc = mp.parse_json(payload).get("rc", 255)
-            return "exit", b"", rc if isinstance(rc, int) else 255
-        if kind == mp.ERROR:
-            raise refusal(payload)
-        raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
+        return exec_event(kind, payload)
 
     def close(self) -> None:
         self._sock.close()

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_proto as mp
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_client import MuxError, refusal
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_client import (
+    MuxError,
+    cannot_reach,
+    exec_event,
+    refusal,
+    stdin_frames,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     BecomeSpec,
     ConnectionSpec,
@@ -29,9 +35,7 @@ async def _request(
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=4 * mp.CHUNK)
     except OSError as exc:
-        raise MuxError(
-            f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
-        ) from None
+        raise cannot_reach(path, exc) from None
     writer.write(mp.json_frame(mp.REQUEST, request))
     got = await mp.read_frame(reader)
     if got is None:
@@ -52,14 +56,10 @@ async def transfer(path: str, op: str, src: str, dest: str) -> None:
 
     Raises mux_files.TransferError when the copy fails, MuxError when the process does.
     """
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_files import TransferError
-
     try:
         reader, writer = await asyncio.open_unix_connection(path)
     except OSError as exc:
-        raise MuxError(
-            f"Cannot reach the persistent connection at {path}: {exc.strerror}.", "unreachable"
-        ) from None
+        raise cannot_reach(path, exc) from None
     try:
         writer.write(mp.json_frame(mp.REQUEST, {"op": op, "src": src, "dest": dest}))
         got = await mp.read_frame(reader)
@@ -70,13 +70,8 @@ async def transfer(path: str, op: str, src: str, dest: str) -> None:
             f"The persistent connection at {path} closed during the transfer.", "unreachable"
         )
     kind, payload = got
-    if kind == mp.OK:
-        return
-    answer = mp.parse_json(payload) if payload else {}
-    message = str(answer.get("message") or "the transfer failed")
-    if answer.get("kind") == "transfer":
-        raise TransferError(message)
-    raise MuxError(message, str(answer.get("kind") or "error"))
+    if kind != mp.OK:
+        raise refusal(payload)
 
 
 class MuxExec:
@@ -96,8 +91,7 @@ class MuxExec:
         return cls(reader, writer)
 
     def write(self, data: bytes) -> None:
-        for i in range(0, len(data), mp.CHUNK):
-            self._writer.write(mp.frame(mp.STDIN, data[i : i + mp.CHUNK]))
+        self._writer.write(stdin_frames(data))
 
     def write_eof(self) -> None:
         self._writer.write(mp.frame(mp.EOF))
@@ -112,17 +106,7 @@ class MuxExec:
             raise MuxError(
                 "The persistent connection closed while a command was running.", "unreachable"
             )
-        kind, payload = got
-        if kind == mp.STDOUT:
-            return "stdout", payload, 0
-        if kind == mp.STDERR:
-            return "stderr", payload, 0
-        if kind == mp.EXIT:
-            rc = mp.parse_json(payload).get("rc", 255)
-            return "exit", b"", rc if isinstance(rc, int) else 255
-        if kind == mp.ERROR:
-            raise refusal(payload)
-        raise mp.ProtocolError(f"unexpected frame type {kind} during exec")
+        return exec_event(*got)
 
     def close(self) -> None:
         self._writer.close()

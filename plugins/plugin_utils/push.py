@@ -155,15 +155,7 @@ class _SmallFiles:
     async def add(self, src: Entry, rel: bytes, dst: Entry | None) -> None:
         options = self.push.options
         if options.check_mode or src.size > READ_BATCH_MAX_FILE:
-            await self.push.run.start_file(
-                self.node,
-                self.push.send,
-                os.path.join(self.local, src.name),
-                self.remote,
-                src,
-                rel,
-                dst,
-            )
+            await self._start(src, rel, dst, None)
             return
         self.batch.append((src, rel, dst))
         self.bytes += src.size
@@ -180,16 +172,14 @@ class _SmallFiles:
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
                 continue
-            await self.push.run.start_file(
-                self.node,
-                self.push.send,
-                os.path.join(self.local, src.name),
-                self.remote,
-                src,
-                rel,
-                dst,
-                data,
-            )
+            await self._start(src, rel, dst, data)
+
+    async def _start(self, src: Entry, rel: bytes, dst: Entry | None, data: bytes | None) -> None:
+        """Start sending one file (``data``: its content, when already read)."""
+        path = os.path.join(self.local, src.name)
+        await self.push.run.start_file(
+            self.node, self.push.send, path, self.remote, src, rel, dst, data
+        )
 
 
 class Push:
