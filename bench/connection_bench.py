@@ -92,6 +92,9 @@ def run_playbook(inv: Path, playbook: Path, control: Path, warm: bool = False) -
     With ``warm``, an untimed ad-hoc ping first starts the control master / persistent
     process."""
     env = dict(os.environ)
+    # Python's default: cached bytecode is written and reused. ansible-core's own plugins come
+    # with bytecode compiled by pip; a collection's is written on its first use.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
         {
             "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),

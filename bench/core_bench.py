@@ -603,11 +603,11 @@ def format_row(row: Row, rows: list[Row]) -> str:
 async def _core_job(job: dict[str, Any]) -> None:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import open_session
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
-        ConnectionSpec,
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
         RemoveOptions,
         TransferOptions,
     )
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
     spec = ConnectionSpec(
         host=job["host"],

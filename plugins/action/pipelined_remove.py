@@ -13,11 +13,11 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.action_base import 
     TaskError,
     positive,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import RemoveOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
     ProgressCallback,
     Report,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import RemoveOptions
 
 
 class ActionModule(PipelinedAction):

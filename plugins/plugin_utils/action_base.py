@@ -23,16 +23,14 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter imp
     become_spec,
     connection_spec,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
     CappedList,
     Progress,
     ProgressCallback,
     Report,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
-    ConnectionSpec,
-    TransferOptions,
-)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 
 if TYPE_CHECKING:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import Session

@@ -20,6 +20,10 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     files_in_flight,
     open_channels,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
+    RemoveOptions,
+    TransferOptions,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import UnsafeName
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPError
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.pull import Pull
@@ -30,10 +34,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.remove import (
     validate_remove_path,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
-    RemoveOptions,
-    TransferOptions,
-)
 
 CHANNELS_PER_CONNECTION = 4
 """SFTP channels opened per connection. OpenSSH runs one sftp-server per channel, which

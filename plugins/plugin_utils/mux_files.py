@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 
 PUT_OPTIONS = TransferOptions(preserve_times=False, compare="always", atomic=False)
 """Ansible puts to fresh temporary paths and fixes modes itself: no compare, no rename."""

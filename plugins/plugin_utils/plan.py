@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
     is_temp_name,
     relative,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import Entry
 
 DEFAULT_FILE_MODE = 0o644

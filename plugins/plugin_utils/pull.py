@@ -17,6 +17,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     TreeRun,
     files_in_flight,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
     check_name,
@@ -40,7 +41,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.push import (
     _local_checksum,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import receive_file, request
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     Entry,

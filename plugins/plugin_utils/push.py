@@ -20,6 +20,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     TreeRun,
     files_in_flight,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
     join,
@@ -42,7 +43,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.remove import remove_tree
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
     FileAttrs,
     read_many,

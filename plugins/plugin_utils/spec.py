@@ -1,6 +1,8 @@
-"""Plain inputs of the transfer core: where to connect and how to transfer.
+"""Plain inputs of the transfer core: where to connect, and as whom.
 
-Nothing here imports Ansible; the action plugins build these from task options.
+Nothing here imports Ansible; the connection and action plugins build these from resolved
+options. How to transfer is in options.py (kept apart: a task's worker loads this module for
+every command, and each dataclass costs it time to create).
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 HostKeyPolicy = Literal["strict", "accept-new", "off"]
-LinkPolicy = Literal["preserve", "follow", "skip"]
-ComparePolicy = Literal["size_mtime", "checksum", "always"]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -54,41 +54,3 @@ class ConnectionSpec:
         """user@host:port, for messages (never carries a secret)."""
         who = f"{self.user}@" if self.user else ""
         return f"{who}{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class TransferOptions:
-    """How a push or pull behaves. Defaults are what a user gets without options."""
-
-    preserve_mode: bool = True
-    preserve_times: bool = True
-    mode: int | None = None
-    """Force this permission mode on every file written (overrides preserve_mode)."""
-    directory_mode: int | None = None
-    """Mode for directories the transfer creates; None copies the source's mode."""
-    owner: str | None = None
-    group: str | None = None
-    links: LinkPolicy = "preserve"
-    compare: ComparePolicy = "size_mtime"
-    delete: bool = False
-    exclude: tuple[str, ...] = ()
-    atomic: bool = True
-    resume: bool = False
-    max_requests: int = 4096
-    """Cap on SFTP requests outstanding per server."""
-    max_files: int | None = None
-    """Files in flight at once; None adapts to the measured round trip."""
-    connections: int = 1
-    block_size: int = 256 * KIB
-    fail_fast: bool = False
-    check_mode: bool = False
-    large_file_threshold: int = 4 * MIB
-
-
-@dataclass(frozen=True)
-class RemoveOptions:
-    """How a remove behaves."""
-
-    max_requests: int = 4096
-    fail_fast: bool = False
-    check_mode: bool = False

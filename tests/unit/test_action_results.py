@@ -22,8 +22,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.action_base import 
     summary,
     transfer_options,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Progress, Report
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import TransferOptions
 
 
 def defaults(**overrides: Any) -> dict[str, Any]:

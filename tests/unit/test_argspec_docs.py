@@ -126,7 +126,7 @@ def test_module_run_on_a_target_fails_with_one_sentence(tmp_path: Path, module: 
 def test_tuning_defaults_match_the_core() -> None:
     """The modules' documented defaults are the core's own defaults."""
     from ansible_collections.pipelined.sftp.plugins.module_utils import argspecs
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
         RemoveOptions,
         TransferOptions,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from test_connection_support import (
     BECOME_PASSWORD,
     BECOME_USER,
+    REPO,
     VENV_BIN,
     Sshd,
     ansible_env,
@@ -434,3 +437,53 @@ def test_without_pipelining_payloads_go_through_put_file(sshd: Sshd, control: Pa
     assert "PUT " in become.stdout
     assert become.stdout.rstrip().endswith("root"), become.stdout[-500:]
     assert BECOME_PASSWORD not in become.stdout + become.stderr
+
+
+WORKER_IMPORTS = """
+import sys
+from ansible.playbook.play_context import PlayContext
+from ansible.plugins.loader import connection_loader, init_plugin_loader
+
+init_plugin_loader([sys.argv[1]])
+connection_loader.get("pipelined.sftp.asyncssh", PlayContext())
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+
+prefix = "ansible_collections.pipelined.sftp.plugins.plugin_utils."
+assert mux_client is sys.modules[prefix + "mux_client"]
+assert mux_client.ConnectionSpec is ConnectionSpec
+for name in ("spec", "mux_proto", "mux_client", "ansible_adapter"):
+    module = sys.modules[prefix + name]
+    print(name, type(module.__spec__.loader).__name__, module.__cached__)
+"""
+
+
+def test_worker_loads_command_helpers_from_cached_bytecode(tmp_path: Path) -> None:
+    """The helpers every task needs load with Python's bytecode cache, not compiled per task."""
+    collection = tmp_path / "ansible_collections" / "pipelined" / "sftp"
+    no_bytecode = shutil.ignore_patterns("__pycache__")
+    for part in ("plugins", "meta"):
+        shutil.copytree(REPO / part, collection / part, ignore=no_bytecode)
+    shutil.copy(REPO / "galaxy.yml", collection / "galaxy.yml")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.pop("PYTHONPATH", None)
+    run = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", WORKER_IMPORTS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [line.split() for line in run.stdout.splitlines()]
+    assert [name for name, _loader, _cached in lines] == [
+        "spec",
+        "mux_proto",
+        "mux_client",
+        "ansible_adapter",
+    ]
+    for name, loader, cached in lines:
+        assert loader == "SourceFileLoader", name
+        assert Path(cached).is_file(), f"{name}: no bytecode written at {cached}"
+        assert Path(cached).is_relative_to(collection / "plugins" / "plugin_utils")

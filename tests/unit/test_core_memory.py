@@ -28,9 +28,8 @@ _CHILD = textwrap.dedent(
     import asyncio, json, os, resource, sys, time
     from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import open_session
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
-        ConnectionSpec, TransferOptions,
-    )
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 
     async def main() -> None:
         args = json.loads(sys.argv[1])

@@ -9,7 +9,8 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api, budget
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import Target, failures, pattern, set_tree_times, write_file
 

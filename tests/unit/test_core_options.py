@@ -13,7 +13,8 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (
     FIXED_MTIME,

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import open_session
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     RemoveOptions,
     TransferOptions,
 )

@@ -15,11 +15,11 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     SSHSession,
     open_session,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
-    ConnectionSpec,
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     RemoveOptions,
     TransferOptions,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import ConnectionSpec
 from tests.fixtures.keys import generate_keypair, write_known_hosts
 from tests.unit.core_helpers import Target, failures, snapshot, write_file
 

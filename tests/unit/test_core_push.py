@@ -14,7 +14,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     SSHSession,
     open_session,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB, TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB
 from tests.fixtures.asyncssh_server import AsyncSSHServer
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (

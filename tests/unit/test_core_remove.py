@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import RemoveOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import RemoveOptions
 from tests.fixtures.compare import tree_summary
 from tests.fixtures.trees import generate
 from tests.unit.core_helpers import Target, failures, snapshot, write_file

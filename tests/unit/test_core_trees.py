@@ -10,7 +10,8 @@ import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import MIB, TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import MIB
 from tests.fixtures.compare import assert_same_tree, tree_summary
 from tests.fixtures.trees import generate
 from tests.unit.core_helpers import Target, failures, leftovers
