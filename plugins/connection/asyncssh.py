@@ -156,14 +156,14 @@ def _load_with_bytecode_cache(names: tuple[str, ...]) -> None:
 # in dependency order: each module's own imports must already be loaded
 _load_with_bytecode_cache(("spec", "mux_proto", "mux_client", "ansible_adapter"))
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux  # noqa: E402
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (  # noqa: E402
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.ansible_adapter import (
     AdapterError,
     become_spec,
     connection_spec,
     jump_chain,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (  # noqa: E402
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     ConnectionSpec,
 )
 
