@@ -443,8 +443,8 @@ class SFTPClient:
     @staticmethod
     def _raise_status(body: _Buffer, path: bytes | None) -> None:
         code = body.u32()
-        message = body.string().decode("utf-8", "replace") if body.pos < len(body.data) else ""
         if code != FX_OK:
+            message = body.string().decode("utf-8", "replace") if body.pos < len(body.data) else ""
             raise SFTPError(code, message, path)
 
     async def _status(self, ptype: int, payload: bytes | list[bytes], path: bytes | None) -> None:

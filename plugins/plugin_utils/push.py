@@ -578,14 +578,30 @@ class Push:
             raise
         return entry_from_attrs(posixpath.basename(path), attrs)
 
+    async def _is_dir(self, path: bytes) -> bool:
+        """Whether `path` is a directory on the server (False when it cannot tell)."""
+        try:
+            attrs = await request(self.ch, self.ch.main.stat, path)
+        except SFTPError:
+            return False
+        return attrs.is_dir
+
     async def push_dir(self, root_entry: Entry) -> None:
-        existing = await self._lstat_entry(self.remote_root)
+        parent = posixpath.dirname(self.remote_root)
+        # The parent is looked up together with the root: a new destination then costs one
+        # round trip less (an existing one, one request more).
+        parent_check = asyncio.ensure_future(self._is_dir(parent))
+        try:
+            existing = await self._lstat_entry(self.remote_root)
+        finally:
+            parent_exists = await parent_check
         if existing is not None and existing.kind != "dir":
             raise SourceError(
                 f"the destination {display_path(self.remote_root)} exists and is not a directory"
             )
         if existing is None:
-            await self.make_parents(posixpath.dirname(self.remote_root))
+            if not parent_exists:
+                await self.make_parents(parent)
             if not await self.make_dir(self.remote_root, b""):
                 return
         job = _Job(b"", root_entry, existing)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import CHANNEL_WINDOW, Channels
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join, temp_name
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
@@ -34,7 +34,6 @@ P = ParamSpec("P")
 
 CHUNKS_IN_FLIGHT_PER_FILE = 64
 RESUME_CHECK_BYTES = 64 * 1024
-CHANNEL_WINDOW = 2 * 1024 * 1024
 SPREAD_TARGET_RATE = 200 * 1000 * 1000
 """Bytes per second one large file should be able to reach before channels are added."""
 OPEN_ATTRS = Attrs(permissions=0o600)
@@ -155,7 +154,7 @@ async def send_file(
     block = max(1024, min(block_size, channels.limits.max_write))
     resumable = resume and size >= large_threshold
     target = join(remote_dir, temp_name(name, resumable)) if (atomic or resumable) else final
-    client = channels.pick()
+    client = channels.pick() if size < large_threshold else await channels.pick_large()
 
     if size < large_threshold:
         if data is not None:
@@ -205,14 +204,31 @@ async def _send_small(
             channels, client.open, target, FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS
         )
         # WRITEs, FSETSTAT and CLOSE go out back to back, in one channel write.
-        replies = []
-        for offset in range(0, size, block):
-            chunk = data[offset : offset + block]
-            replies.append(await budget.issue(partial(client.write_nowait, handle, offset, chunk)))
-        replies.append(await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp())))
-        replies.append(await budget.issue(partial(client.close_nowait, handle)))
+        count = -(-size // block) + 2
+        replies: list[Reply] = []
         try:
-            await _all_ok(replies)
+            if budget.batch_fits(count):
+                await budget.reserve(count)
+                try:
+                    for offset in range(0, size, block):
+                        chunk = data[offset : offset + block]
+                        replies.append(client.write_nowait(handle, offset, chunk))
+                    replies.append(client.fsetstat_nowait(handle, attrs.as_sftp()))
+                    replies.append(client.close_nowait(handle))
+                    await _all_ok(replies)
+                finally:
+                    budget.give_back(count)
+            else:  # a request cap below one file's requests: one slot at a time
+                for offset in range(0, size, block):
+                    chunk = data[offset : offset + block]
+                    replies.append(
+                        await budget.issue(partial(client.write_nowait, handle, offset, chunk))
+                    )
+                replies.append(
+                    await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp()))
+                )
+                replies.append(await budget.issue(partial(client.close_nowait, handle)))
+                await _all_ok(replies)
         except BaseException:
             if target != final:
                 await discard(channels, client, target)
@@ -381,12 +397,13 @@ async def receive_file(
     """Read remote_path into local_dir/name; returns bytes received."""
     final = os.path.join(local_dir, name)
     tmp = os.path.join(local_dir, temp_name(name)) if atomic else final
-    client = channels.pick()
     block = max(1024, min(block_size, channels.limits.max_read))
+    whole = size <= block * CHUNKS_IN_FLIGHT_PER_FILE
+    client = channels.pick() if whole else await channels.pick_large()
     async with channels.budget.handle():
         handle = await request(channels, client.open, remote_path, FXF_READ)
         try:
-            if size <= block * CHUNKS_IN_FLIGHT_PER_FILE:
+            if whole:
                 async with channels.budget.bytes.hold(size):
                     chunks = await _read_whole(channels, client, handle, size, block)
                     if not atomic:

@@ -41,6 +41,39 @@ async def test_byte_budget_grants_in_order_and_clamps() -> None:
     assert memory.held == 10 and memory.peak == 100
 
 
+async def test_request_lane_takes_several_slots_in_order() -> None:
+    """A file's batch of requests takes its slots at once; waiters are served in order,
+    a cancelled waiter gives nothing away, and a reservation is counted as outstanding."""
+    lane = budget.Lane(4)
+    assert lane.try_acquire(3)
+    assert not lane.try_acquire(2)
+    order: list[str] = []
+
+    async def want(name: str, count: int) -> None:
+        await lane.acquire(count)
+        order.append(name)
+
+    three = asyncio.ensure_future(want("three", 3))
+    gone = asyncio.ensure_future(want("gone", 1))
+    one = asyncio.ensure_future(want("one", 1))  # fits now, but must not overtake
+    await asyncio.sleep(0)
+    assert order == [] and lane.free == 1
+    gone.cancel()
+    lane.release(3)
+    await asyncio.gather(three, one)
+    assert order == ["three", "one"] and lane.free == 0
+    assert gone.cancelled()
+    lane.release(4)
+    assert lane.free == 4
+
+    requests = budget.Budget(max_requests=16, max_handles=4)
+    assert requests.batch_fits(14) and not requests.batch_fits(15)  # 2 slots kept for listing
+    await requests.reserve(5)
+    assert requests.outstanding == 5 and requests.peak == 5
+    requests.give_back(5)
+    assert requests.outstanding == 0
+
+
 async def test_transfers_hold_at_most_the_cap(
     target: Target, session: SSHSession, local_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -174,7 +174,8 @@ async def test_large_file_over_two_connections(
 async def test_extra_channels_open_only_when_the_run_needs_them(
     core_asyncssh: AsyncSSHServer, local_tmp: Path
 ) -> None:
-    """One small file uses one SFTP channel; a tree of many files brings the others.
+    """On a fast link small files use one SFTP channel, however many; the large files of
+    a tree bring the others (each its own), a single large file does not.
 
     (Channel counts come from the instrumented asyncssh server.)"""
     endpoint = core_asyncssh.endpoint()
@@ -196,8 +197,24 @@ async def test_extra_channels_open_only_when_the_run_needs_them(
         before = core_asyncssh.stats.sftp_sessions
         report = await api.push(session, f"{tree}/", f"{remote}/tree", TransferOptions())
         assert failures(report) == [] and report.files == 200
-        assert core_asyncssh.stats.sftp_sessions - before > 1
+        assert core_asyncssh.stats.sftp_sessions - before == 1
         assert_same_tree(tree, endpoint.local_root / scratch / "tree")
+
+        large = TransferOptions(large_file_threshold=64 * KIB)
+        big = local_tmp / "big.bin"
+        write_file(big, pattern(300 * KIB, seed=7))
+        before = core_asyncssh.stats.sftp_sessions
+        report = await api.push(session, str(big), f"{remote}/big.bin", large)
+        assert failures(report) == [] and report.files == 1
+        assert core_asyncssh.stats.sftp_sessions - before == 1
+
+        for i in range(2):
+            write_file(tree / f"big{i}.bin", pattern(300 * KIB, seed=i))
+        before = core_asyncssh.stats.sftp_sessions
+        report = await api.push(session, f"{tree}/", f"{remote}/tree2", large)
+        assert failures(report) == [] and report.files == 202
+        assert core_asyncssh.stats.sftp_sessions - before > 1
+        assert_same_tree(tree, endpoint.local_root / scratch / "tree2")
     finally:
         await session.aclose()
         shutil.rmtree(endpoint.local_root / scratch, ignore_errors=True)
