@@ -37,12 +37,15 @@ MAX_HANDLES = 1024
 CHANNEL_WINDOW = 2 * 1024 * 1024
 """The SSH window OpenSSH gives each session channel: one channel moves at most this much
 per round trip."""
-SMALL_FILE_RATE = 160 * 1000 * 1000
-"""Bytes per second small files reach on one channel when the window does not limit them
-(this class of machine, tmpfs). Small files use as many channels as this rate needs
-windows: one up to ~25 ms of round trip, where one sftp-server process keeps up and every
-other channel only adds a session setup and a process competing for the same cores
-(measured: 5,000 files at 0 ms, 1 channel 0.66 s, 2 channels 0.72 s, 4 channels 0.87 s)."""
+SMALL_FILE_RATE = 80 * 1000 * 1000
+"""Bytes per second small files reach when no window limits them (this class of machine).
+Small files use as many channels as this rate needs windows, at most
+MAX_SMALL_FILE_CHANNELS: one up to ~25 ms of round trip, where one sftp-server process
+keeps up and every other channel adds a session start and a process competing for the same
+cores (measured, 5,000 files to tmpfs at 0 ms: 1 channel 0.66 s, 2 channels 0.72 s, 4 0.87 s)."""
+MAX_SMALL_FILE_CHANNELS = 2
+"""More sftp-server processes creating files at once cost the server more than the windows
+gain (measured, 5,000 files to disk at 50 ms: 4 channels 6.2 s against 4.6 s with 2)."""
 MAX_FILES_IN_FLIGHT = 1024
 FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
@@ -77,20 +80,21 @@ class Channels:
     """A tree run: its large files each take a channel of their own (`pick_large`)."""
     _next: int = 0
     _next_large: int = 0
-    _planned: Sequence[SessionLike] = ()
-    _opener: asyncio.Task[None] | None = None
+    _planned: list[SessionLike] = field(default_factory=list)
+    _openers: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
 
     @property
     def small_file_channels(self) -> int:
         """Channels small files spread over: enough windows for SMALL_FILE_RATE."""
-        return max(1, math.ceil(self.rtt * SMALL_FILE_RATE / CHANNEL_WINDOW))
+        windows = math.ceil(self.rtt * SMALL_FILE_RATE / CHANNEL_WINDOW)
+        return max(1, min(MAX_SMALL_FILE_CHANNELS, windows))
 
     def pick(self) -> SFTPClient:
         """The next channel for a small file or a single request (round robin)."""
         width = self.small_file_channels
         if width > 1 and self._next == 0:
-            self.open_planned()
+            self.open_planned(width - 1)
         client = self.clients[self._next % min(len(self.clients), width)]
         self._next += 1
         return client
@@ -117,10 +121,14 @@ class Channels:
         """Open one more channel on each of `sessions` when the run needs them."""
         self._planned = list(sessions)
 
-    def open_planned(self) -> None:
-        """Start opening the other channels now, in the background (once)."""
-        if self._planned and self._opener is None and not self._closed:
-            self._opener = asyncio.ensure_future(self._open_more(self._planned))
+    def open_planned(self, count: int | None = None) -> None:
+        """Start opening `count` more of the other channels (all: None) in the background."""
+        if self._closed or not self._planned:
+            return
+        count = len(self._planned) if count is None else count
+        starting, self._planned = self._planned[:count], self._planned[count:]
+        if starting:
+            self._openers.append(asyncio.ensure_future(self._open_more(starting)))
 
     async def _open_more(self, sessions: Sequence[SessionLike]) -> None:
         async def one(session: SessionLike) -> None:
@@ -138,14 +146,14 @@ class Channels:
     async def ready(self) -> None:
         """Open the other channels now and wait until they are open (or failed to)."""
         self.open_planned()
-        if self._opener is not None:
-            await asyncio.shield(self._opener)
+        if self._openers:
+            await asyncio.shield(asyncio.gather(*self._openers))
 
     async def aclose(self) -> None:
         # Let channels still opening finish rather than abort them half-way: a channel cut
         # off during its setup can take the server's side of the connection down with it.
-        if self._opener is not None:
-            await asyncio.wait([self._opener])
+        if self._openers:
+            await asyncio.wait(self._openers)
         self._closed = True
         await self.budget.drain()
         await asyncio.gather(*(client.aclose() for client in self.clients))

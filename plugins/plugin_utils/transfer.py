@@ -361,6 +361,18 @@ async def _send_large(
     return size - start_offset
 
 
+def store_local(
+    tmp: bytes, final: bytes, chunks: list[bytes], mode: int | None, mtime: int | None
+) -> None:
+    """Write a whole file: to `tmp`, then renamed over `final`; or, without a temporary
+    name (tmp == final), straight to `final` after removing what was there (blocking)."""
+    if tmp == final:
+        _unlink_quiet(final)
+    write_local(tmp, chunks, mode, mtime)
+    if tmp != final:
+        os.replace(tmp, final)
+
+
 def write_local(tmp: bytes, chunks: list[bytes], mode: int | None, mtime: int | None) -> None:
     """Create a new local file from chunks and set its mode and times (blocking)."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -402,24 +414,28 @@ async def receive_file(
     client = channels.pick() if whole else await channels.pick_large()
     async with channels.budget.handle():
         handle = await request(channels, client.open, remote_path, FXF_READ)
+        closing: Reply | None = None
         try:
             if whole:
                 async with channels.budget.bytes.hold(size):
                     chunks = await _read_whole(channels, client, handle, size, block)
-                    if not atomic:
-                        await asyncio.to_thread(_unlink_quiet, final)
-                    await asyncio.to_thread(write_local, tmp, chunks, mode, mtime)
-            else:
-                await _read_large(
-                    channels, client, handle, size, block, tmp, mode, mtime, atomic, final
-                )
+                    # the CLOSE is answered while the file is written here, in one thread hop
+                    closing = await channels.budget.issue(partial(client.close_nowait, handle))
+                    await asyncio.to_thread(store_local, tmp, final, chunks, mode, mtime)
+                return size
+            await _read_large(
+                channels, client, handle, size, block, tmp, mode, mtime, atomic, final
+            )
         except BaseException:
             if tmp != final:
                 await asyncio.to_thread(_unlink_quiet, tmp)
             raise
         finally:
             try:
-                await request(channels, client.close, handle)
+                if closing is None:
+                    await request(channels, client.close, handle)
+                else:
+                    SFTPClient.status_of(await closing)
             except SFTPError:
                 pass
     if tmp != final:

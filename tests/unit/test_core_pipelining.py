@@ -94,3 +94,17 @@ async def test_one_request_at_a_time_still_works(target: Target, local_tmp: Path
     assert failures(pushed) == [] and failures(pulled) == [] and failures(removed) == []
     assert_same_tree(src, local_tmp / "back")
     assert not target.lpath("dst").exists()
+
+
+@pytest.mark.parametrize(
+    ("rtt", "channels"), [(0.0002, 1), (0.010, 1), (0.030, 2), (0.050, 2), (0.300, 2)]
+)
+def test_small_files_use_more_channels_only_at_high_round_trips(rtt: float, channels: int) -> None:
+    """One channel's 2 MiB window moves 2 MiB per round trip: small files spread over a
+    second channel only once the round trip would let the window cap them, never more."""
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import ServerLimits
+
+    run = Channels([], ServerLimits(), Budget(64, 8), rtt)
+    assert run.small_file_channels == channels
