@@ -38,7 +38,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Progr
 CHANNELS_PER_CONNECTION = 4
 """SFTP channels opened per connection. OpenSSH runs one sftp-server per channel, which
 answers one request at a time, and gives each channel a 2 MiB window: large files spread
-their chunks over all of them; small files use more than one only at high round trips."""
+their chunks over all of them; the small files of a tree use two."""
 
 
 class TransferError(Exception):
@@ -94,7 +94,8 @@ async def push(
     """Copy a local file or tree to the server (ansible.builtin.copy's path rules)."""
     report = Report()
     channels = await open_channels([session], CHANNELS_PER_CONNECTION, options.max_requests)
-    channels.tree = os.path.isdir(src)
+    if os.path.isdir(src):
+        channels.start_tree()
     extra_sessions, extra = await _extra_channels(session, options)
     try:
         runner = Push(session, channels, options, report, progress, extra)

@@ -9,7 +9,6 @@ is finalized (mode, times) once everything below it is done.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,15 +36,15 @@ MAX_HANDLES = 1024
 CHANNEL_WINDOW = 2 * 1024 * 1024
 """The SSH window OpenSSH gives each session channel: one channel moves at most this much
 per round trip."""
-SMALL_FILE_RATE = 80 * 1000 * 1000
-"""Bytes per second small files reach when no window limits them (this class of machine).
-Small files use as many channels as this rate needs windows, at most
-MAX_SMALL_FILE_CHANNELS: one up to ~25 ms of round trip, where one sftp-server process
-keeps up and every other channel adds a session start and a process competing for the same
-cores (measured, 5,000 files to tmpfs at 0 ms: 1 channel 0.66 s, 2 channels 0.72 s, 4 0.87 s)."""
-MAX_SMALL_FILE_CHANNELS = 2
-"""More sftp-server processes creating files at once cost the server more than the windows
-gain (measured, 5,000 files to disk at 50 ms: 4 channels 6.2 s against 4.6 s with 2)."""
+SMALL_FILE_CHANNELS = 2
+"""Channels the small files of a tree spread over. Two sftp-server processes create files
+on two cores, which is what bounds a push to disk (measured, 5,000 files at 50 ms: 5.7 s on
+mostly one channel, 4.0 s on two); more only add session starts, during which sshd relays
+nothing for the open channels, and processes competing for the same cores (5,000 files to
+tmpfs at 0 ms: 0.66-0.70 s on one or two channels, 0.87 s with four open)."""
+WINDOW_BOUND_RTT = 0.025
+"""Round trip above which one channel's window caps a bulk transfer (2 MiB per 25 ms is
+about 80 MB/s, what this class of machine moves)."""
 MAX_FILES_IN_FLIGHT = 1024
 FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
@@ -67,9 +66,9 @@ class Channels:
 
     Work starts on the first channel. The others (each costs the server a session and a
     process start, ~85 ms of its CPU on OpenSSH, during which sshd relays nothing for the
-    channels already open) open only when the run needs them: when the round trip makes
-    small files need more than one channel's window, or for the large files of a tree
-    (`pick_large`). A single small file never waits for them.
+    channels already open) open only when the run needs them: a second one for the small
+    files of a tree (`start_tree`), the rest for the large files of a tree (`pick_large`).
+    A single small file never waits for them.
     """
 
     clients: list[SFTPClient]
@@ -86,25 +85,35 @@ class Channels:
 
     @property
     def small_file_channels(self) -> int:
-        """Channels small files spread over: enough windows for SMALL_FILE_RATE."""
-        windows = math.ceil(self.rtt * SMALL_FILE_RATE / CHANNEL_WINDOW)
-        return max(1, min(MAX_SMALL_FILE_CHANNELS, windows))
+        """Channels small files spread over: two in a tree run, else one."""
+        return SMALL_FILE_CHANNELS if self.tree else 1
+
+    @property
+    def window_bound(self) -> bool:
+        """Whether the round trip lets one channel's window cap a bulk transfer."""
+        return self.rtt > WINDOW_BOUND_RTT
+
+    def start_tree(self) -> None:
+        """Mark a tree run and open the small files' second channel now, in the background."""
+        self.tree = True
+        self.open_planned(SMALL_FILE_CHANNELS - 1)
 
     def pick(self) -> SFTPClient:
         """The next channel for a small file or a single request (round robin)."""
-        width = self.small_file_channels
-        if width > 1 and self._next == 0:
-            self.open_planned(width - 1)
-        client = self.clients[self._next % min(len(self.clients), width)]
+        client = self.clients[self._next % min(len(self.clients), self.small_file_channels)]
         self._next += 1
         return client
 
-    async def pick_large(self) -> SFTPClient:
+    async def pick_large(self, own_channel: bool = True) -> SFTPClient:
         """The channel for a large file. In a tree run every channel takes its turn, the
-        others opened first: two large files on one channel would share one sftp-server
-        process. A single file takes the first channel (spread_over adds others)."""
+        others opened first: two large files written over one channel share one
+        sftp-server process. Reads share it better than they pay for a second process
+        while no window caps them: `own_channel` False keeps them on the first channel. A
+        single file takes the first channel (spread_over adds others)."""
         if not self.tree:
             return self.pick()
+        if not own_channel:
+            return self.main
         await self.ready()
         client = self.clients[self._next_large % len(self.clients)]
         self._next_large += 1

@@ -411,7 +411,9 @@ async def receive_file(
     tmp = os.path.join(local_dir, temp_name(name)) if atomic else final
     block = max(1024, min(block_size, channels.limits.max_read))
     whole = size <= block * CHUNKS_IN_FLIGHT_PER_FILE
-    client = channels.pick() if whole else await channels.pick_large()
+    # measured, 2 x 512 MiB at 0 ms: 2.0-2.2 s sharing a channel, 2.6-2.9 s on one each;
+    # at 50 ms the windows decide: 7.8 s sharing, 4.7 s on one each
+    client = channels.pick() if whole else await channels.pick_large(channels.window_bound)
     async with channels.budget.handle():
         handle = await request(channels, client.open, remote_path, FXF_READ)
         closing: Reply | None = None

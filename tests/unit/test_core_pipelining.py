@@ -97,14 +97,19 @@ async def test_one_request_at_a_time_still_works(target: Target, local_tmp: Path
 
 
 @pytest.mark.parametrize(
-    ("rtt", "channels"), [(0.0002, 1), (0.010, 1), (0.030, 2), (0.050, 2), (0.300, 2)]
-)
-def test_small_files_use_more_channels_only_at_high_round_trips(rtt: float, channels: int) -> None:
-    """One channel's 2 MiB window moves 2 MiB per round trip: small files spread over a
-    second channel only once the round trip would let the window cap them, never more."""
+    ("tree", "rtt", "channels", "window_bound"),
+    [(False, 0.0002, 1, False), (True, 0.0002, 2, False), (True, 0.010, 2, False),
+     (True, 0.050, 2, True), (False, 0.300, 1, True)],
+)  # fmt: skip
+def test_small_files_of_a_tree_use_two_channels(
+    tree: bool, rtt: float, channels: int, window_bound: bool
+) -> None:
+    """Small files use one channel on their own and two in a tree, at any round trip; a
+    round trip above 25 ms counts as capped by one channel's 2 MiB window."""
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import ServerLimits
 
-    run = Channels([], ServerLimits(), Budget(64, 8), rtt)
+    run = Channels([], ServerLimits(), Budget(64, 8), rtt, tree=tree)
     assert run.small_file_channels == channels
+    assert run.window_bound is window_bound
