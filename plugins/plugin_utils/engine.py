@@ -94,7 +94,10 @@ class Channels:
         return self.rtt > WINDOW_BOUND_RTT
 
     def start_tree(self) -> None:
-        """Mark a tree run and open the small files' second channel now, in the background."""
+        """Mark a tree run and open the small files' second channel now, in the background
+        (once)."""
+        if self.tree:
+            return
         self.tree = True
         self.open_planned(SMALL_FILE_CHANNELS - 1)
 

@@ -87,6 +87,7 @@ async def remove_tree(
 
     async def process(job: _Dir, node: DirNode) -> None:
         unsafe: list[bytes] = []
+        channels.start_tree()  # a tree's files are removed over two channels
         try:
             async for chunk in list_remote_dir(channels.main, channels.budget, job.path, unsafe):
                 for entry in chunk:
