@@ -25,11 +25,9 @@ for entry in (REPO / ".work" / "collections", REPO):
         sys.path.insert(0, str(entry))
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mux  # noqa: E402
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (  # noqa: E402
-    ConnectionSpec,
-)
 from tests.fixtures.latency_proxy import latency_proxy_thread  # noqa: E402
 from tests.fixtures.sshd import sshd_server  # noqa: E402
+from tests.unit.core_helpers import spec_for  # noqa: E402
 
 COMMAND = "cat >/dev/null; echo done"
 STDIN = b"x" * 20_000
@@ -57,14 +55,7 @@ def main() -> int:
         latency_proxy_thread(sshd.port, rtt=args.rtt / 1000) as proxy,
     ):
         endpoint = sshd.endpoint().via(proxy.port, scratch / "known_hosts")
-        spec = ConnectionSpec(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=endpoint.username,
-            client_keys=(str(endpoint.client_key),),
-            known_hosts=str(endpoint.known_hosts),
-        )
-        path = mux.ensure_server(spec, directory=str(scratch / "cp"))
+        path = mux.ensure_server(spec_for(endpoint), directory=str(scratch / "cp"))
         ssh = [
             "ssh", "-p", str(endpoint.port), *endpoint.ssh_options(),
             "-o", "ControlMaster=auto", "-o", f"ControlPath={scratch}/ssh-%C",

@@ -30,10 +30,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client a
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.mux_session import (  # noqa: E402
     transfer,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (  # noqa: E402
-    ConnectionSpec,
-)
 from tests.fixtures.sshd import sshd_server  # noqa: E402
+from tests.unit.core_helpers import spec_for  # noqa: E402
 
 
 def main() -> int:
@@ -47,14 +45,7 @@ def main() -> int:
     with sshd_server(log_level="ERROR") as sshd:
         endpoint = sshd.endpoint()
         dest = sshd.root / f"put-latency-{os.getpid()}"
-        spec = ConnectionSpec(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=endpoint.username,
-            client_keys=(str(endpoint.client_key),),
-            known_hosts=str(endpoint.known_hosts),
-        )
-        path = mux.ensure_server(spec, directory=str(scratch / "cp"))
+        path = mux.ensure_server(spec_for(endpoint), directory=str(scratch / "cp"))
         master = [
             *endpoint.ssh_options(),
             "-o", "ControlMaster=auto", "-o", f"ControlPath={scratch}/ssh-%C",

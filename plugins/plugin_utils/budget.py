@@ -37,7 +37,17 @@ class Budget:
 
     def request(self, listing: bool = False) -> _Slot:
         """Hold one request slot while the request is outstanding (async with)."""
-        return _Slot(self, self._listing if listing else self._transfer)
+        return _Slot(self, self._listing if listing else self._transfer, 1)
+
+    def requests(self, count: int) -> _Slot:
+        """Hold `count` transfer slots at once, for requests sent back to back, until every
+        reply has landed (async with). Cheaper than `issue` per request (no callback per
+        reply); `count` must fit (`batch_fits`)."""
+        return _Slot(self, self._transfer, count)
+
+    def batch_fits(self, count: int) -> bool:
+        """Whether `count` requests can share one reservation (see `requests`)."""
+        return count <= self._transfer.capacity
 
     async def issue(self, send: Callable[[], asyncio.Future[T]]) -> asyncio.Future[T]:
         """Take a transfer slot, send a request, and free the slot when its reply lands."""
@@ -54,30 +64,14 @@ class Budget:
     def _release_transfer(self, _reply: object) -> None:
         self._given_back(self._transfer)
 
-    def batch_fits(self, count: int) -> bool:
-        """Whether `count` requests can share one reservation (see `reserve`)."""
-        return count <= self._transfer.capacity
-
-    async def reserve(self, count: int) -> None:
-        """Take `count` transfer slots at once, for requests sent back to back; give them
-        back with `give_back` once every reply has landed. Cheaper than `issue` per request
-        (no callback per reply); `count` must fit (`batch_fits`)."""
-        if not self._transfer.try_acquire(count):
-            await self._transfer.acquire(count)
-        self._taken(count)
-
-    def give_back(self, count: int) -> None:
-        self.outstanding -= count
-        self._transfer.release(count)
-
     def _taken(self, count: int = 1) -> None:
         self.outstanding += count
         if self.outstanding > self.peak:
             self.peak = self.outstanding
 
-    def _given_back(self, lane: Lane) -> None:
-        self.outstanding -= 1
-        lane.release()
+    def _given_back(self, lane: Lane, count: int = 1) -> None:
+        self.outstanding -= count
+        lane.release(count)
 
     def limit_handles(self, max_handles: int) -> None:
         """Lower the handle cap to what the server allows (before any handle is open)."""
@@ -103,20 +97,21 @@ class Budget:
 
 
 class _Slot:
-    """One request slot of a Budget lane, held for the body of an async with."""
+    """Request slots of a Budget lane, held for the body of an async with."""
 
-    __slots__ = ("_budget", "_lane")
+    __slots__ = ("_budget", "_count", "_lane")
 
-    def __init__(self, budget: Budget, lane: Lane) -> None:
+    def __init__(self, budget: Budget, lane: Lane, count: int) -> None:
         self._budget = budget
         self._lane = lane
+        self._count = count
 
     async def __aenter__(self) -> None:
-        await self._lane.acquire()
-        self._budget._taken()
+        await self._lane.acquire(self._count)
+        self._budget._taken(self._count)
 
     async def __aexit__(self, *exc: object) -> None:
-        self._budget._given_back(self._lane)
+        self._budget._given_back(self._lane, self._count)
 
 
 class Lane:

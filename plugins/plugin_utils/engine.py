@@ -33,9 +33,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
 PROGRESS_INTERVAL = 2.0
 MIN_FILES_IN_FLIGHT = 128
 MAX_HANDLES = 1024
-CHANNEL_WINDOW = 2 * 1024 * 1024
-"""The SSH window OpenSSH gives each session channel: one channel moves at most this much
-per round trip."""
 SMALL_FILE_CHANNELS = 2
 """Channels the small files of a tree spread over. Two sftp-server processes create files
 on two cores, which is what bounds a push to disk (measured, 5,000 files at 50 ms: 5.7 s on
@@ -43,8 +40,8 @@ mostly one channel, 4.0 s on two); more only add session starts, during which ss
 nothing for the open channels, and processes competing for the same cores (5,000 files to
 tmpfs at 0 ms: 0.66-0.70 s on one or two channels, 0.87 s with four open)."""
 WINDOW_BOUND_RTT = 0.025
-"""Round trip above which one channel's window caps a bulk transfer (2 MiB per 25 ms is
-about 80 MB/s, what this class of machine moves)."""
+"""Round trip above which one channel's window caps a bulk transfer (OpenSSH's 2 MiB per
+25 ms is about 80 MB/s, what this class of machine moves)."""
 MAX_FILES_IN_FLIGHT = 1024
 FILES_PER_SECOND = 15000
 DIR_WORKERS = 16
@@ -180,27 +177,22 @@ async def open_channels(
     first = await planned[0].open_sftp()
     try:
         budget = Budget(max_requests, MAX_HANDLES)
+
+        async def round_trip() -> float:
+            started = time.monotonic()
+            await first.realpath(b".")
+            return time.monotonic() - started
+
         if budget.batch_fits(2):
             # Both requests go out together: the server answers in order, so the second
             # reply still measures one round trip, and the run starts one round trip sooner.
-            await budget.reserve(2)
-            try:
-                started = time.monotonic()
-                limits_reply = asyncio.ensure_future(first.limits())
-                try:
-                    await first.realpath(b".")
-                    rtt = time.monotonic() - started
-                finally:
-                    limits = await limits_reply
-            finally:
-                budget.give_back(2)
+            async with budget.requests(2):
+                limits, rtt = await asyncio.gather(first.limits(), round_trip())
         else:
             async with budget.request(listing=True):
                 limits = await first.limits()
             async with budget.request(listing=True):
-                started = time.monotonic()
-                await first.realpath(b".")
-                rtt = time.monotonic() - started
+                rtt = await round_trip()
     except BaseException:
         await first.aclose()
         raise

@@ -590,11 +590,9 @@ class Push:
         parent = posixpath.dirname(self.remote_root)
         # The parent is looked up together with the root: a new destination then costs one
         # round trip less (an existing one, one request more).
-        parent_check = asyncio.ensure_future(self._is_dir(parent))
-        try:
-            existing = await self._lstat_entry(self.remote_root)
-        finally:
-            parent_exists = await parent_check
+        existing, parent_exists = await asyncio.gather(
+            self._lstat_entry(self.remote_root), self._is_dir(parent)
+        )
         if existing is not None and existing.kind != "dir":
             raise SourceError(
                 f"the destination {display_path(self.remote_root)} exists and is not a directory"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import CHANNEL_WINDOW, Channels
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join, temp_name
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
@@ -34,6 +34,9 @@ P = ParamSpec("P")
 
 CHUNKS_IN_FLIGHT_PER_FILE = 64
 RESUME_CHECK_BYTES = 64 * 1024
+CHANNEL_WINDOW = 2 * 1024 * 1024
+"""The SSH window OpenSSH gives each session channel: one channel moves at most this much
+per round trip."""
 SPREAD_TARGET_RATE = 200 * 1000 * 1000
 """Bytes per second one large file should be able to reach before channels are added."""
 OPEN_ATTRS = Attrs(permissions=0o600)
@@ -204,31 +207,18 @@ async def _send_small(
             channels, client.open, target, FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS
         )
         # WRITEs, FSETSTAT and CLOSE go out back to back, in one channel write.
-        count = -(-size // block) + 2
-        replies: list[Reply] = []
+        sends = [
+            partial(client.write_nowait, handle, offset, data[offset : offset + block])
+            for offset in range(0, size, block)
+        ]
+        sends.append(partial(client.fsetstat_nowait, handle, attrs.as_sftp()))
+        sends.append(partial(client.close_nowait, handle))
         try:
-            if budget.batch_fits(count):
-                await budget.reserve(count)
-                try:
-                    for offset in range(0, size, block):
-                        chunk = data[offset : offset + block]
-                        replies.append(client.write_nowait(handle, offset, chunk))
-                    replies.append(client.fsetstat_nowait(handle, attrs.as_sftp()))
-                    replies.append(client.close_nowait(handle))
-                    await _all_ok(replies)
-                finally:
-                    budget.give_back(count)
+            if budget.batch_fits(len(sends)):
+                async with budget.requests(len(sends)):
+                    await _all_ok([send() for send in sends])
             else:  # a request cap below one file's requests: one slot at a time
-                for offset in range(0, size, block):
-                    chunk = data[offset : offset + block]
-                    replies.append(
-                        await budget.issue(partial(client.write_nowait, handle, offset, chunk))
-                    )
-                replies.append(
-                    await budget.issue(partial(client.fsetstat_nowait, handle, attrs.as_sftp()))
-                )
-                replies.append(await budget.issue(partial(client.close_nowait, handle)))
-                await _all_ok(replies)
+                await _all_ok([await budget.issue(send) for send in sends])
         except BaseException:
             if target != final:
                 await discard(channels, client, target)

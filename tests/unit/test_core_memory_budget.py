@@ -68,9 +68,8 @@ async def test_request_lane_takes_several_slots_in_order() -> None:
 
     requests = budget.Budget(max_requests=16, max_handles=4)
     assert requests.batch_fits(14) and not requests.batch_fits(15)  # 2 slots kept for listing
-    await requests.reserve(5)
-    assert requests.outstanding == 5 and requests.peak == 5
-    requests.give_back(5)
+    async with requests.requests(5):
+        assert requests.outstanding == 5 and requests.peak == 5
     assert requests.outstanding == 0
 
 

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import open_session
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     RemoveOptions,
     TransferOptions,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import ServerLimits
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import Target, failures, pattern, set_tree_times, write_file
 
@@ -106,10 +109,6 @@ def test_small_files_of_a_tree_use_two_channels(
 ) -> None:
     """Small files use one channel on their own and two in a tree, at any round trip; a
     round trip above 25 ms counts as capped by one channel's 2 MiB window."""
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import ServerLimits
-
     run = Channels([], ServerLimits(), Budget(64, 8), rtt, tree=tree)
     assert run.small_file_channels == channels
     assert run.window_bound is window_bound
