@@ -61,6 +61,41 @@ class Budget:
         reply.add_done_callback(self._release_transfer)
         return reply
 
+    async def hold_file(self, requests: int, handle: bool = True) -> None:
+        """Take an open-handle slot (unless `handle` is False) and `requests` transfer
+        slots for a file whose requests are chained by reply callbacks; give them back
+        with `release_handle` and `release_requests`. `requests` must fit (`batch_fits`)."""
+        if handle:
+            await self._handles.acquire()
+        try:
+            await self._transfer.acquire(requests)
+        except BaseException:
+            if handle:
+                self._handles.release()
+            raise
+        self._taken(requests)
+
+    def when_free(self, count: int, then: Callable[[], None]) -> None:
+        """Call `then` once `count` transfer slots are taken for it (now, if they are
+        free): for requests sent from a reply callback, which cannot await. `then` must
+        not raise; give the slots back with `release_requests`."""
+        lane = self._transfer
+
+        def granted() -> None:
+            self._taken(count)
+            then()
+
+        if lane.try_acquire(count):
+            granted()
+        else:
+            lane.call_when_free(count, granted)
+
+    def release_handle(self) -> None:
+        self._handles.release()
+
+    def release_requests(self, count: int) -> None:
+        self._given_back(self._transfer, count)
+
     def _release_transfer(self, _reply: object) -> None:
         self._given_back(self._transfer)
 
@@ -123,7 +158,7 @@ class Lane:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.free = capacity
-        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._waiters: deque[tuple[int, asyncio.Future[None] | Callable[[], None]]] = deque()
 
     def try_acquire(self, count: int = 1) -> bool:
         """Take `count` slots if they are free now and nobody waits."""
@@ -145,19 +180,26 @@ class Lane:
                 self.release(count)
             raise
 
+    def call_when_free(self, count: int, granted: Callable[[], None]) -> None:
+        """Queue for `count` slots like acquire, then call `granted` holding them."""
+        self._waiters.append((count, granted))
+
     def release(self, count: int = 1) -> None:
         self.free += count
         waiters = self._waiters
         while waiters:
             wanted, granted = waiters[0]
-            if granted.done():  # cancelled while waiting
+            if isinstance(granted, asyncio.Future) and granted.done():  # cancelled waiting
                 waiters.popleft()
                 continue
             if self.free < wanted:
                 break
             waiters.popleft()
             self.free -= wanted
-            granted.set_result(None)
+            if isinstance(granted, asyncio.Future):
+                granted.set_result(None)
+            else:
+                granted()
 
 
 class ByteBudget:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import UnsafeName
@@ -302,7 +302,13 @@ class TreeRun(Generic[J]):
     def _done(self, node: DirNode) -> None:
         node.pending -= 1
         if node.pending == 0:
-            self._group_now().create_task(self._finalize(node))
+            self._spawn(self._finalize(node))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            self._group_now().create_task(work)
+        except RuntimeError:  # the run is being torn down (a failure): nothing to finish
+            work.close()
 
     def _group_now(self) -> asyncio.TaskGroup:
         if self._group is None:
@@ -333,11 +339,44 @@ class TreeRun(Generic[J]):
             await work
             self.tick()
         finally:
-            self._files.release()
-            self._live_files -= 1
-            if self._live_files == 0:
-                self._ready.set()  # idle workers re-check: a file task may have queued a dir
-            self._done(node)
+            self._file_done(node)
+
+    def _file_done(self, node: DirNode) -> None:
+        self._files.release()
+        self._live_files -= 1
+        if self._live_files == 0:
+            self._ready.set()  # idle workers re-check: a file task may have queued a dir
+        self._done(node)
+
+    async def reserve_file(self, node: DirNode) -> Callable[[], None]:
+        """Take a files-in-flight slot for one entry handled by reply callbacks instead of
+        a task (see chains.py); the returned function, called once, ends it."""
+        await self._files.acquire()
+        node.pending += 1
+        self._live_files += 1
+
+        def finished() -> None:
+            self.tick()
+            self._file_done(node)
+
+        return finished
+
+    def follow_up(self, finished: Callable[[], None], work: Coroutine[Any, Any, None]) -> None:
+        """End a callback-driven entry with async work (clean-up, failure reporting) in a
+        task of the run, so that a fatal failure stops the run as from a file task."""
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                finished()
+
+        task = run()
+        try:
+            self._group_now().create_task(task)
+        except RuntimeError:  # the run is being torn down (a failure): nothing to finish
+            task.close()
+            work.close()
 
     # -- run ---------------------------------------------------------------------------------
 

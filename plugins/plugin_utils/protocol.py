@@ -10,6 +10,7 @@ job (see budget.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import stat
 import struct
 from collections.abc import Callable
@@ -239,8 +240,11 @@ def _string(value: bytes) -> bytes:
     return _U32.pack(len(value)) + value
 
 
-Reply = asyncio.Future[tuple[int, _Buffer]]
+RawReply = tuple[int, _Buffer]
 """A request's raw reply: packet type and body, decoded by status_of() / data_of()."""
+Reply = asyncio.Future[RawReply]
+OnReply = Callable[[RawReply | SFTPError], None]
+"""Called with a request's raw reply, or with the error that ended the session first."""
 
 
 class SFTPClient:
@@ -261,7 +265,7 @@ class SFTPClient:
         self.ordered = ordered
         """The server answers requests strictly in the order sent (OpenSSH's sftp-server)."""
         self._on_close = on_close
-        self._pending: dict[int, asyncio.Future[tuple[int, _Buffer]]] = {}
+        self._pending: dict[int, Reply | OnReply] = {}
         self._next_id = 0
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
@@ -347,7 +351,7 @@ class SFTPClient:
         self._flush()
         reader = self._reader_task
         if reader is not None and self._pending and not reader.done():
-            await asyncio.wait(list(self._pending.values()), timeout=CLOSE_WAIT)
+            await self._answered(CLOSE_WAIT)
         self._writer.close()
         if reader is not None:
             if not reader.done():
@@ -359,15 +363,36 @@ class SFTPClient:
                 pass
         self._fail_all(SFTPError(FX_CONNECTION_LOST, "the SFTP session was closed"))
 
+    async def _answered(self, timeout: float) -> None:
+        """Wait until no request is outstanding (or `timeout` seconds)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._pending and self._reader_task is not None and not self._reader_task.done():
+            futures = [w for w in self._pending.values() if isinstance(w, asyncio.Future)]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            if futures:
+                await asyncio.wait(futures, timeout=remaining)
+            else:  # only callback requests: poll, they have no future to wait on
+                await asyncio.sleep(min(0.01, remaining))
+
     # -- plumbing ------------------------------------------------------------------
 
     def _request(self, ptype: int, payload: bytes | list[bytes]) -> Reply:
+        future: Reply = asyncio.get_running_loop().create_future()
+        self._enqueue(ptype, payload, future)
+        return future
+
+    def send(self, ptype: int, payload: bytes | list[bytes], on_reply: OnReply) -> None:
+        """Send a request now; `on_reply` gets its raw reply (or the session's end) from
+        the reply reader: no future, no task wake-up. It must not raise."""
+        self._enqueue(ptype, payload, on_reply)
+
+    def _enqueue(self, ptype: int, payload: bytes | list[bytes], waiter: Reply | OnReply) -> None:
         if self._closed_error is not None:
             raise self._closed_error
         self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, _Buffer]] = loop.create_future()
-        self._pending[request_id] = future
+        self._pending[request_id] = waiter
         if isinstance(payload, list):
             size = sum(len(part) for part in payload)
             self._outbox.append(_HEADER.pack(size + 5, ptype, request_id))
@@ -377,8 +402,7 @@ class SFTPClient:
         self.requests_sent += 1
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        return future
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -406,9 +430,12 @@ class SFTPClient:
                     end = start + 4 + length
                     if end > len(buffer):
                         break
-                    future = self._pending.pop(request_id, None)
-                    if future is not None and not future.done():
-                        future.set_result((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
+                    waiter = self._pending.pop(request_id, None)
+                    if isinstance(waiter, asyncio.Future):
+                        if not waiter.done():
+                            waiter.set_result((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
+                    elif waiter is not None:
+                        waiter((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
                     start = end
                 del buffer[:start]
         except _Malformed as exc:
@@ -417,6 +444,8 @@ class SFTPClient:
             pass
         except asyncio.CancelledError:
             raise
+        except Exception as exc:  # a reply callback failed: end the session loudly, not hang
+            error = SFTPError(FX_FAILURE, f"internal error while handling a reply: {exc!r}")
         finally:
             self._fail_all(error)
 
@@ -426,13 +455,14 @@ class SFTPClient:
             if self._on_close is not None:
                 self._on_close()
         pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(SFTPError(error.code, error.server_message))
+        for waiter in pending.values():
+            if not isinstance(waiter, asyncio.Future):
+                with contextlib.suppress(Exception):  # every waiter must hear of the end
+                    waiter(SFTPError(error.code, error.server_message))
+            elif not waiter.done():
+                waiter.set_exception(SFTPError(error.code, error.server_message))
 
-    async def _call(
-        self, ptype: int, payload: bytes | list[bytes], path: bytes | None
-    ) -> tuple[int, _Buffer]:
+    async def _call(self, ptype: int, payload: bytes | list[bytes], path: bytes | None) -> RawReply:
         try:
             return await self._request(ptype, payload)
         except SFTPError as exc:
@@ -467,20 +497,19 @@ class SFTPClient:
 
     def write_nowait(self, handle: bytes, offset: int, data: bytes) -> Reply:
         """Send a WRITE now; check the reply later with status_of()."""
-        head = _string(handle) + _U64.pack(offset) + _U32.pack(len(data))
-        return self._request(FXP_WRITE, [head, data])
+        return self._request(FXP_WRITE, self.write_payload(handle, offset, data))
 
     def fsetstat_nowait(self, handle: bytes, attrs: Attrs) -> Reply:
-        return self._request(FXP_FSETSTAT, _string(handle) + attrs.encode())
+        return self._request(FXP_FSETSTAT, self.handle_payload(handle, attrs))
 
     def close_nowait(self, handle: bytes) -> Reply:
-        return self._request(FXP_CLOSE, _string(handle))
+        return self._request(FXP_CLOSE, self.handle_payload(handle))
 
     def read_nowait(self, handle: bytes, offset: int, length: int) -> Reply:
-        return self._request(FXP_READ, _string(handle) + _U64.pack(offset) + _U32.pack(length))
+        return self._request(FXP_READ, self.read_payload(handle, offset, length))
 
     @classmethod
-    def status_of(cls, reply: tuple[int, _Buffer], path: bytes | None = None) -> None:
+    def status_of(cls, reply: RawReply, path: bytes | None = None) -> None:
         """Raise SFTPError unless a STATUS reply says OK."""
         rtype, body = reply
         if rtype != FXP_STATUS:
@@ -489,7 +518,18 @@ class SFTPClient:
         cls._raise_status(body, path)
 
     @classmethod
-    def data_of(cls, reply: tuple[int, _Buffer]) -> bytes:
+    def handle_of(cls, reply: RawReply, path: bytes | None = None) -> bytes:
+        """The handle of an OPEN or OPENDIR reply; raise SFTPError for a failure."""
+        rtype, body = reply
+        body.pos = 0
+        if rtype == FXP_HANDLE:
+            return body.string()
+        if rtype == FXP_STATUS:
+            cls._raise_status(body, path)
+        raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
+
+    @classmethod
+    def data_of(cls, reply: RawReply) -> bytes:
         """The bytes of a READ reply; b"" at end of file."""
         rtype, body = reply
         body.pos = 0
@@ -502,10 +542,36 @@ class SFTPClient:
             cls._raise_status(body, None)
         raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}")
 
+    @staticmethod
+    def open_payload(path: bytes, pflags: int, attrs: Attrs | None = None) -> bytes:
+        return _string(path) + _U32.pack(pflags) + (attrs or Attrs()).encode()
+
+    @staticmethod
+    def write_payload(handle: bytes, offset: int, data: bytes) -> list[bytes]:
+        return [_string(handle) + _U64.pack(offset) + _U32.pack(len(data)), data]
+
+    @staticmethod
+    def path_payload(path: bytes) -> bytes:
+        """The payload of REMOVE, RMDIR, LSTAT and the like."""
+        return _string(path)
+
+    @staticmethod
+    def read_payload(handle: bytes, offset: int, length: int) -> bytes:
+        return _string(handle) + _U64.pack(offset) + _U32.pack(length)
+
+    @staticmethod
+    def handle_payload(handle: bytes, attrs: Attrs | None = None) -> bytes:
+        """The payload of CLOSE (no attrs) or FSETSTAT."""
+        return _string(handle) if attrs is None else _string(handle) + attrs.encode()
+
+    @staticmethod
+    def posix_rename_payload(old: bytes, new: bytes) -> bytes:
+        return _string(b"posix-rename@openssh.com") + _string(old) + _string(new)
+
     # -- requests --------------------------------------------------------------------
 
     async def open(self, path: bytes, pflags: int, attrs: Attrs | None = None) -> bytes:
-        payload = _string(path) + _U32.pack(pflags) + (attrs or Attrs()).encode()
+        payload = self.open_payload(path, pflags, attrs)
         return (await self._expect(FXP_OPEN, payload, path, FXP_HANDLE)).string()
 
     async def close(self, handle: bytes) -> None:
@@ -583,8 +649,7 @@ class SFTPClient:
 
     async def posix_rename(self, old: bytes, new: bytes) -> None:
         """Atomic rename that replaces `new` (posix-rename@openssh.com)."""
-        payload = _string(b"posix-rename@openssh.com") + _string(old) + _string(new)
-        await self._status(FXP_EXTENDED, payload, new)
+        await self._status(FXP_EXTENDED, self.posix_rename_payload(old, new), new)
 
     async def readlink(self, path: bytes) -> bytes:
         body = await self._expect(FXP_READLINK, _string(path), path, FXP_NAME)

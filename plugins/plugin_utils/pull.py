@@ -11,6 +11,11 @@ import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.chains import (
+    LocalStores,
+    ReadAgain,
+    SmallRead,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     DirNode,
@@ -23,6 +28,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     check_name,
     join,
     relative,
+    temp_name,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
     attrs_differ,
@@ -49,6 +55,9 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     list_remote_dir,
     read_link_target,
 )
+
+CHAIN_MAX_FILE = 1 << 20
+"""Larger files are fetched by a task of their own (transfer.receive_file)."""
 
 
 @dataclass
@@ -95,6 +104,7 @@ class Pull:
         self.remote_root = b""
         self.local_root = b""
         self._real_root: bytes | None = None
+        self.stores = LocalStores()
 
     async def fetch(
         self, remote: bytes, local_dir: bytes, name: bytes, src: Entry, rel: bytes, is_new: bool
@@ -123,6 +133,73 @@ class Pull:
         self.report.bytes += got
         (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
 
+    def read_block(self) -> int:
+        return max(1024, min(self.options.block_size, self.ch.limits.max_read))
+
+    def chainable(self, size: int) -> bool:
+        """Whether a file is fetched as a chain of reply callbacks (see chains.py): a small
+        file whose requests fit the cap at once."""
+        return (
+            not self.options.check_mode
+            and size <= CHAIN_MAX_FILE
+            and self.ch.budget.batch_fits(SmallRead.requests(size, self.read_block()))
+        )
+
+    async def start_chained(
+        self,
+        node: DirNode,
+        remote: bytes,
+        local_dir: bytes,
+        name: bytes,
+        src: Entry,
+        rel: bytes,
+        is_new: bool,
+    ) -> None:
+        """Start fetching one small file, driven by reply callbacks and written locally in
+        batches: no task per file. Returns once it is under way."""
+        wanted = wanted_file(src, self.options, None, None)
+        final = os.path.join(local_dir, name)
+        tmp = os.path.join(local_dir, temp_name(name)) if self.options.atomic else final
+        block = self.read_block()
+        budget = self.ch.budget
+        finished = await self.run.reserve_file(node)
+        try:
+            held = await budget.bytes.acquire(src.size)
+            try:
+                await budget.hold_file(1)  # the OPEN's; the read takes the next step's itself
+            except BaseException:
+                budget.bytes.release(held)
+                raise
+        except BaseException:
+            finished()
+            raise
+
+        def stored(error: OSError | None) -> None:
+            budget.bytes.release(held)
+            if error is None:
+                self.report.files += 1
+                self.report.bytes += src.size
+                (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+                finished()
+            else:
+                self.run.follow_up(finished, self._failed(rel, error))
+
+        def read(result: list[bytes] | BaseException) -> None:
+            if isinstance(result, list):
+                self.stores.add((tmp, final, result, wanted.mode, wanted.mtime), stored)
+                return
+            budget.bytes.release(held)
+            if isinstance(result, ReadAgain):
+                retry = self.fetch(remote, local_dir, name, src, rel, is_new)
+                self.run.follow_up(finished, retry)
+            else:
+                self.run.follow_up(finished, self._failed(rel, result))
+
+        SmallRead(self.ch.pick(), budget, remote, src.size, block, read).start()
+
+    async def _failed(self, rel: bytes, error: BaseException) -> None:
+        self.run.fail(rel, error)
+
     async def file(
         self,
         remote: bytes,
@@ -142,6 +219,8 @@ class Pull:
         if decision == "send":
             if node is None:
                 await self.fetch(remote, local_dir, name, src, rel, dst is None)
+            elif self.chainable(src.size):
+                await self.start_chained(node, remote, local_dir, name, src, rel, dst is None)
             else:
                 await self.run.start_file(
                     node, self.fetch, remote, local_dir, name, src, rel, dst is None

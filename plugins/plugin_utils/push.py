@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.chains import SmallWrite
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     DirNode,
@@ -38,6 +39,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
     Attrs,
+    SFTPClient,
     SFTPError,
     display_path,
 )
@@ -45,6 +47,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.remove import remov
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
     FileAttrs,
+    discard,
     read_many,
     rename_into_place,
     request,
@@ -59,6 +62,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     remote_dir_entries,
 )
 
+POSIX_RENAME = b"posix-rename@openssh.com"
 CHECKSUM_BATCH = 64
 READ_BATCH_FILES = 32
 READ_BATCH_BYTES = 1 << 20
@@ -171,8 +175,10 @@ class _SmallFiles:
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
-                continue
-            await self._start(src, rel, dst, data)
+            elif self.push.chainable(len(data)):
+                await self.push.start_chained(self.node, self.remote, src, rel, dst, data)
+            else:
+                await self._start(src, rel, dst, data)
 
     async def _start(self, src: Entry, rel: bytes, dst: Entry | None, data: bytes | None) -> None:
         """Start sending one file (``data``: its content, when already read)."""
@@ -263,6 +269,60 @@ class Push:
         self.report.files += 1
         self.report.bytes += sent
         (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+
+    def chainable(self, size: int) -> bool:
+        """Whether a small file already read can go as a chain of reply callbacks: its
+        requests fit the cap at once, and the rename (if any) is posix-rename."""
+        block = self.small_block()
+        atomic_ok = not self.options.atomic or self.ch.has(POSIX_RENAME)
+        return atomic_ok and self.ch.budget.batch_fits(SmallWrite.requests(size, block))
+
+    def small_block(self) -> int:
+        return max(1024, min(self.options.block_size, self.ch.limits.max_write))
+
+    async def start_chained(
+        self,
+        node: DirNode,
+        remote_dir: bytes,
+        src: Entry,
+        rel: bytes,
+        dst: Entry | None,
+        data: bytes,
+    ) -> None:
+        """Start writing one small file already read (see `chainable`), driven by reply
+        callbacks: no task per file. Returns once it is under way."""
+        wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
+        final = join(remote_dir, src.name)
+        target = join(remote_dir, temp_name(src.name)) if self.options.atomic else final
+        block = self.small_block()
+        budget = self.ch.budget
+        finished = await self.run.reserve_file(node)
+        try:
+            await budget.hold_file(1)  # the OPEN's; the write takes the next steps' itself
+        except BaseException:
+            finished()
+            raise
+        client = self.ch.pick()
+
+        def done(error: SFTPError | None, temp_left: bool) -> None:
+            if error is None:
+                self.report.files += 1
+                self.report.bytes += len(data)
+                (self.report.added if dst is None else self.report.changed_paths).add(_show(rel))
+                finished()
+            else:
+                left = target if temp_left and target != final else None
+                self.run.follow_up(finished, self._chain_failed(client, left, rel, error))
+
+        attrs = self.file_attrs(wanted).as_sftp()
+        SmallWrite(client, budget, data, target, final, block, attrs, done).start()
+
+    async def _chain_failed(
+        self, client: SFTPClient, temp: bytes | None, rel: bytes, error: SFTPError
+    ) -> None:
+        if temp is not None:
+            await discard(self.ch, client, temp)
+        self.run.fail(rel, error)
 
     async def fix_attrs(self, remote: bytes, wanted: Wanted, rel: bytes) -> None:
         if not self.options.check_mode:

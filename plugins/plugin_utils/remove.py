@@ -18,6 +18,9 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
+    FXP_REMOVE,
+    RawReply,
+    SFTPClient,
     SFTPError,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import ProgressCallback, Report
@@ -82,8 +85,43 @@ async def remove_tree(
                 if exc.code != FX_NO_SUCH_FILE:
                     run.fail(rel(full), exc)
                 return
+        removed(full)
+
+    def removed(full: bytes) -> None:
         report.deleted += 1
         report.deleted_paths.add(rel(full).decode("utf-8", "backslashreplace"))
+
+    async def failed(full: bytes, exc: SFTPError) -> None:
+        run.fail(rel(full), exc)
+
+    async def start_remove(node: DirNode, full: bytes) -> None:
+        """remove_file as a reply callback, without a task (see chains.py)."""
+        budget = channels.budget
+        finished = await run.reserve_file(node)
+        try:
+            await budget.hold_file(1, handle=False)
+        except BaseException:
+            finished()
+            raise
+
+        def answered(reply: RawReply | SFTPError) -> None:
+            budget.release_requests(1)
+            try:
+                if isinstance(reply, SFTPError):
+                    raise reply
+                SFTPClient.status_of(reply, full)
+            except SFTPError as exc:
+                if exc.code != FX_NO_SUCH_FILE:
+                    run.follow_up(finished, failed(full, exc))
+                    return
+            else:
+                removed(full)
+            finished()
+
+        try:
+            channels.pick().send(FXP_REMOVE, SFTPClient.path_payload(full), answered)
+        except SFTPError as exc:
+            answered(exc)
 
     async def process(job: _Dir, node: DirNode) -> None:
         unsafe: list[bytes] = []
@@ -94,6 +132,8 @@ async def remove_tree(
                     full = join(job.path, entry.name)
                     if entry.kind == "dir":
                         run.add_dir(_Dir(full), node, partial(rmdir, full))
+                    elif not check_mode:
+                        await start_remove(node, full)
                     else:
                         await run.start_file(node, remove_file, full)
         except SFTPError as exc:

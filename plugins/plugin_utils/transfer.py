@@ -363,6 +363,29 @@ def store_local(
         os.replace(tmp, final)
 
 
+StoreJob = tuple[bytes, bytes, list[bytes], int | None, int | None]
+"""What store_local needs for one file: tmp, final, chunks, mode, mtime."""
+
+
+def store_many(files: list[StoreJob]) -> list[OSError | None]:
+    """store_local for several files in one go (one thread hop); a failed file's
+    temporary name is removed and its error returned in its place."""
+    results: list[OSError | None] = []
+    for tmp, final, chunks, mode, mtime in files:
+        try:
+            store_local(tmp, final, chunks, mode, mtime)
+        except OSError as exc:
+            if tmp != final:
+                try:
+                    _unlink_quiet(tmp)
+                except OSError:
+                    pass
+            results.append(exc)
+        else:
+            results.append(None)
+    return results
+
+
 def write_local(tmp: bytes, chunks: list[bytes], mode: int | None, mtime: int | None) -> None:
     """Create a new local file from chunks and set its mode and times (blocking)."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

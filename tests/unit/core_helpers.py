@@ -126,6 +126,14 @@ class HookedSession:
         """The wrapped session is closed by its own fixture."""
 
 
+def first_string(payload: bytes | list[bytes]) -> bytes:
+    """The first SFTP string of a request payload: the path of an OPEN, the handle of a
+    READ or WRITE."""
+    data = payload if isinstance(payload, bytes) else b"".join(payload)
+    length = int.from_bytes(data[:4], "big")
+    return data[4 : 4 + length]
+
+
 def snapshot(root: Path) -> dict[bytes, tuple[int, int, int, bytes]]:
     """(mode, size, mtime_ns, content or link target) of every entry below root."""
     out: dict[bytes, tuple[int, int, int, bytes]] = {}

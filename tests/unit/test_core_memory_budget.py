@@ -72,6 +72,26 @@ async def test_request_lane_takes_several_slots_in_order() -> None:
         assert requests.outstanding == 5 and requests.peak == 5
     assert requests.outstanding == 0
 
+    # a reply callback cannot await: it queues for slots with when_free, in the same line
+    granted: list[str] = []
+    async with requests.requests(12):
+        requests.when_free(2, lambda: granted.append("now"))  # 14 fit
+        requests.when_free(3, lambda: granted.append("callback"))
+        waiter = asyncio.ensure_future(want_slots(requests, 1, granted))
+        await asyncio.sleep(0)
+        assert granted == ["now"] and requests.outstanding == 14
+    await waiter
+    assert granted == ["now", "callback", "awaited"]  # first come, first served
+    assert requests.outstanding == 6
+    requests.release_requests(2 + 3 + 1)
+    assert requests.outstanding == 0
+
+
+async def want_slots(requests: budget.Budget, count: int, granted: list[str]) -> None:
+    await requests._transfer.acquire(count)
+    requests._taken(count)
+    granted.append("awaited")
+
 
 async def test_transfers_hold_at_most_the_cap(
     target: Target, session: SSHSession, local_tmp: Path, monkeypatch: pytest.MonkeyPatch

@@ -8,18 +8,21 @@ import pwd
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import FXP_OPEN, FXP_WRITE
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (
     FIXED_MTIME,
     Target,
     failures,
+    first_string,
     leftovers,
     pattern,
     set_tree_times,
@@ -328,8 +331,18 @@ async def test_atomic_never_shows_a_partial_file(
             look()
             return real_write_nowait(handle, offset, data)
 
+        real_send = client.send  # type: ignore[attr-defined]
+
+        def send(ptype: int, payload: Any, on_reply: Any) -> None:  # the small files' path
+            if ptype == FXP_OPEN:
+                opened.append(first_string(payload))
+            elif ptype == FXP_WRITE:
+                look()
+            real_send(ptype, payload, on_reply)
+
         client.open, client.write = open_, write  # type: ignore[attr-defined]
         client.write_nowait = write_nowait  # type: ignore[attr-defined]
+        client.send = send  # type: ignore[attr-defined]
 
     hooked = HookedSession(session, hook)
     options = TransferOptions(large_file_threshold=1 * MIB, block_size=64 * KIB)
