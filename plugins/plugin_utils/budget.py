@@ -61,34 +61,31 @@ class Budget:
         reply.add_done_callback(self._release_transfer)
         return reply
 
-    async def hold_file(self, requests: int, handle: bool = True) -> None:
-        """Take an open-handle slot (unless `handle` is False) and `requests` transfer
-        slots for a file whose requests are chained by reply callbacks; give them back
-        with `release_handle` and `release_requests`. `requests` must fit (`batch_fits`)."""
+    async def hold_first(self, handle: bool = True) -> None:
+        """Take the transfer slot of the first request of a chain of reply callbacks (see
+        chains.py), and an open-handle slot unless `handle` is False; the chain gives them
+        back with `release_requests` and `release_handle`, and takes its later steps'
+        slots with `when_free`."""
         if handle:
             await self._handles.acquire()
         try:
-            await self._transfer.acquire(requests)
+            await self._transfer.acquire(1)
         except BaseException:
             if handle:
                 self._handles.release()
             raise
-        self._taken(requests)
+        self._taken()
 
     def when_free(self, count: int, then: Callable[[], None]) -> None:
         """Call `then` once `count` transfer slots are taken for it (now, if they are
         free): for requests sent from a reply callback, which cannot await. `then` must
         not raise; give the slots back with `release_requests`."""
-        lane = self._transfer
 
         def granted() -> None:
             self._taken(count)
             then()
 
-        if lane.try_acquire(count):
-            granted()
-        else:
-            lane.call_when_free(count, granted)
+        self._transfer.call_when_free(count, granted)
 
     def release_handle(self) -> None:
         self._handles.release()
@@ -181,8 +178,11 @@ class Lane:
             raise
 
     def call_when_free(self, count: int, granted: Callable[[], None]) -> None:
-        """Queue for `count` slots like acquire, then call `granted` holding them."""
-        self._waiters.append((count, granted))
+        """Call `granted` holding `count` slots: now if they are free, else in turn."""
+        if self.try_acquire(count):
+            granted()
+        else:
+            self._waiters.append((count, granted))
 
     def release(self, count: int = 1) -> None:
         self.free += count

@@ -30,47 +30,105 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     SFTPError,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
+    OPEN_ATTRS,
     ChangedDuringTransfer,
     StoreJob,
     store_many,
 )
 
-OPEN_ATTRS = Attrs(permissions=0o600)
-"""Files are created private and get their final mode with the FSETSTAT."""
-
 WriteDone = Callable[[SFTPError | None, bool], None]
 """Called once when a write ends: the error (None on success), and whether a temporary
 file may be left behind for the caller to remove."""
 
-
-def _check(reply: RawReply | SFTPError, path: bytes | None = None) -> None:
-    if isinstance(reply, SFTPError):
-        raise reply
-    SFTPClient.status_of(reply, path)
+ReadDone = Callable[[list[bytes] | BaseException], None]
+"""Called once when a read ends: the file's chunks, or what went wrong."""
 
 
-class SmallWrite:
-    """Write one small file whose content is in memory: OPEN; then every WRITE, the
-    FSETSTAT and the CLOSE back to back; then, when written under a temporary name, the
-    posix-rename over the final name.
+class ReadAgain(Exception):
+    """A READ came back short of the end without being at it: the task path, which can
+    read on from there, should fetch the file instead."""
+
+
+class _OnHandle:
+    """One file's chain: OPEN; then its requests on the handle, back to back (`_body`).
 
     The caller holds an open-handle slot and one request slot (for the OPEN) of `budget`;
-    the write gives both back, taking the slots of each later step as it comes (as the
+    the chain gives both back, taking the slots of each later step as it comes (as the
     task path does), so a file holds only the slots its requests in flight need.
     """
 
-    __slots__ = (
-        "_attrs",
-        "_block",
-        "_budget",
-        "_client",
-        "_data",
-        "_done",
-        "_error",
-        "_final",
-        "_target",
-        "_waiting",
-    )
+    __slots__ = ("_block", "_budget", "_client", "_error", "_held", "_path", "_size", "_waiting")
+
+    def __init__(
+        self, client: SFTPClient, budget: Budget, path: bytes, size: int, block: int
+    ) -> None:
+        self._client = client
+        self._budget = budget
+        self._path = path
+        self._size = size
+        self._block = block
+        self._error: SFTPError | None = None
+        self._held = 0
+        self._waiting = 0
+
+    @staticmethod
+    def requests(size: int, block: int) -> int:
+        """Request slots a file of `size` bytes needs at once (its widest step)."""
+        return -(-size // block) + 2
+
+    def _open(self, pflags: int, attrs: Attrs | None = None) -> None:
+        payload = SFTPClient.open_payload(self._path, pflags, attrs)
+        try:
+            self._client.send(FXP_OPEN, payload, self._opened)
+        except SFTPError as exc:  # the session is already gone
+            self._opened(exc)
+
+    def _opened(self, reply: RawReply | SFTPError) -> None:
+        budget = self._budget
+        budget.release_requests(1)
+        try:
+            handle = SFTPClient.handle_of(reply, self._path)
+        except SFTPError as exc:
+            budget.release_handle()
+            self._failed(exc, opened=False)
+            return
+        self._held = self._waiting = self.requests(self._size, self._block)
+        budget.when_free(self._held, partial(self._send_body, handle))
+
+    def _send_body(self, handle: bytes) -> None:
+        # Sent in one go, so no reply can arrive before all are counted; only the first
+        # send can find the session gone, and then none was sent.
+        try:
+            self._body(handle)
+        except SFTPError as exc:
+            self._body_done()
+            self._failed(exc, opened=True)
+
+    def _answered(self) -> bool:
+        """Count one reply of the body; True (slots and handle given back) at the last."""
+        self._waiting -= 1
+        if self._waiting:
+            return False
+        self._body_done()
+        return True
+
+    def _body_done(self) -> None:
+        self._budget.release_requests(self._held)
+        self._budget.release_handle()
+
+    def _body(self, handle: bytes) -> None:
+        raise NotImplementedError
+
+    def _failed(self, exc: SFTPError, opened: bool) -> None:
+        raise NotImplementedError
+
+
+class SmallWrite(_OnHandle):
+    """Write one small file whose content is in memory: OPEN; then every WRITE, the
+    FSETSTAT and the CLOSE back to back; then, when written under a temporary name, the
+    posix-rename over the final name."""
+
+    __slots__ = ("_attrs", "_data", "_done", "_final")
 
     def __init__(
         self,
@@ -83,82 +141,44 @@ class SmallWrite:
         attrs: Attrs,
         done: WriteDone,
     ) -> None:
-        self._client = client
-        self._budget = budget
+        super().__init__(client, budget, target, len(data), block)
         self._data = data
-        self._target = target
         self._final = final
-        self._block = block
         self._attrs = attrs
         self._done = done
-        self._error: SFTPError | None = None
-        self._waiting = 0
-
-    @staticmethod
-    def requests(size: int, block: int) -> int:
-        """Request slots a file of `size` bytes needs at once (its widest step)."""
-        return -(-size // block) + 2
 
     def start(self) -> None:
-        flags = FXF_WRITE | FXF_CREAT | FXF_TRUNC
-        try:
-            self._client.send(
-                FXP_OPEN, SFTPClient.open_payload(self._target, flags, OPEN_ATTRS), self._opened
-            )
-        except SFTPError as exc:  # the session is already gone
-            self._opened(exc)
+        self._open(FXF_WRITE | FXF_CREAT | FXF_TRUNC, OPEN_ATTRS)
 
-    def _opened(self, reply: RawReply | SFTPError) -> None:
-        budget = self._budget
-        budget.release_requests(1)
-        try:
-            if isinstance(reply, SFTPError):
-                raise reply
-            handle = SFTPClient.handle_of(reply, self._target)
-        except SFTPError as exc:
-            budget.release_handle()
-            self._done(exc, False)
-            return
-        self._waiting = self.requests(len(self._data), self._block)
-        budget.when_free(self._waiting, partial(self._send_body, handle))
+    def _failed(self, exc: SFTPError, opened: bool) -> None:
+        self._done(exc, opened)
 
-    def _send_body(self, handle: bytes) -> None:
-        client, data, block, answered = self._client, self._data, self._block, self._answered
-        # Sent in one go (no reply can arrive before all are counted); only the first
-        # send can find the session gone, and then none was sent.
-        try:
-            for offset in range(0, len(data), block):
-                payload = SFTPClient.write_payload(handle, offset, data[offset : offset + block])
-                client.send(FXP_WRITE, payload, answered)
-            client.send(FXP_FSETSTAT, SFTPClient.handle_payload(handle, self._attrs), answered)
-            client.send(FXP_CLOSE, SFTPClient.handle_payload(handle), answered)
-        except SFTPError as exc:
-            self._budget.release_requests(self._waiting)
-            self._budget.release_handle()
-            self._done(exc, True)
+    def _body(self, handle: bytes) -> None:
+        client, data, block, answered = self._client, self._data, self._block, self._answer
+        for offset in range(0, len(data), block):
+            payload = SFTPClient.write_payload(handle, offset, data[offset : offset + block])
+            client.send(FXP_WRITE, payload, answered)
+        client.send(FXP_FSETSTAT, SFTPClient.handle_payload(handle, self._attrs), answered)
+        client.send(FXP_CLOSE, SFTPClient.handle_payload(handle), answered)
 
-    def _answered(self, reply: RawReply | SFTPError) -> None:
+    def _answer(self, reply: RawReply | SFTPError) -> None:
         if self._error is None:
             try:
-                _check(reply)
+                SFTPClient.status_of(reply)
             except SFTPError as exc:
                 self._error = exc
-        self._waiting -= 1
-        if self._waiting:
+        if not self._answered():
             return
-        budget = self._budget
-        budget.release_requests(self.requests(len(self._data), self._block))
-        budget.release_handle()
         self._data = b""
         if self._error is not None:
             self._done(self._error, True)
-        elif self._target == self._final:
+        elif self._path == self._final:
             self._done(None, False)
         else:
-            budget.when_free(1, self._send_rename)
+            self._budget.when_free(1, self._send_rename)
 
     def _send_rename(self) -> None:
-        payload = SFTPClient.posix_rename_payload(self._target, self._final)
+        payload = SFTPClient.posix_rename_payload(self._path, self._final)
         try:
             self._client.send(FXP_EXTENDED, payload, self._renamed)
         except SFTPError as exc:
@@ -167,42 +187,18 @@ class SmallWrite:
     def _renamed(self, reply: RawReply | SFTPError) -> None:
         self._budget.release_requests(1)
         try:
-            _check(reply, self._final)
+            SFTPClient.status_of(reply, self._final)
         except SFTPError as exc:
             self._done(exc, True)
             return
         self._done(None, False)
 
 
-class ReadAgain(Exception):
-    """A READ came back short of the end without being at it: the task path, which can
-    read on from there, should fetch the file instead."""
-
-
-ReadDone = Callable[[list[bytes] | BaseException], None]
-"""Called once when a read ends: the file's chunks, or what went wrong."""
-
-
-class SmallRead:
+class SmallRead(_OnHandle):
     """Read one small file whole: OPEN; then every READ, one more past the end (to notice a
-    file that grew) and the CLOSE back to back.
+    file that grew) and the CLOSE back to back. The caller also holds the file's bytes."""
 
-    The caller holds an open-handle slot and one request slot (for the OPEN) of `budget`,
-    and the file's bytes; the read gives the slots back, taking those of the next step as
-    it comes.
-    """
-
-    __slots__ = (
-        "_block",
-        "_budget",
-        "_chunks",
-        "_client",
-        "_done",
-        "_error",
-        "_remote",
-        "_size",
-        "_waiting",
-    )
+    __slots__ = ("_chunks", "_done")
 
     def __init__(
         self,
@@ -213,94 +209,54 @@ class SmallRead:
         block: int,
         done: ReadDone,
     ) -> None:
-        self._client = client
-        self._budget = budget
-        self._remote = remote
-        self._size = size
-        self._block = block
+        super().__init__(client, budget, remote, size, block)
         self._done = done
         self._chunks: list[bytes] = []
-        self._error: BaseException | None = None
-        self._waiting = 0
-
-    @staticmethod
-    def requests(size: int, block: int) -> int:
-        """Request slots a file of `size` bytes needs at once (its widest step)."""
-        return -(-size // block) + 2
 
     def start(self) -> None:
-        try:
-            self._client.send(
-                FXP_OPEN, SFTPClient.open_payload(self._remote, FXF_READ), self._opened
-            )
-        except SFTPError as exc:
-            self._opened(exc)
+        self._open(FXF_READ)
 
-    def _opened(self, reply: RawReply | SFTPError) -> None:
-        budget = self._budget
-        budget.release_requests(1)
-        try:
-            if isinstance(reply, SFTPError):
-                raise reply
-            handle = SFTPClient.handle_of(reply, self._remote)
-        except SFTPError as exc:
-            budget.release_handle()
-            self._done(exc)
-            return
-        self._waiting = self.requests(self._size, self._block)
-        budget.when_free(self._waiting, partial(self._send_reads, handle))
+    def _failed(self, exc: SFTPError, opened: bool) -> None:
+        self._done(exc)
 
-    def _send_reads(self, handle: bytes) -> None:
+    def _body(self, handle: bytes) -> None:
         offsets = [*range(0, self._size, self._block), self._size]
         self._chunks = [b""] * len(offsets)
         client = self._client
-        try:
-            for index, at in enumerate(offsets):
-                payload = SFTPClient.read_payload(handle, at, self._block)
-                client.send(FXP_READ, payload, partial(self._got, index))
-            client.send(FXP_CLOSE, SFTPClient.handle_payload(handle), self._closed)
-        except SFTPError as exc:
-            self._budget.release_requests(self._waiting)
-            self._budget.release_handle()
-            self._done(exc)
+        for index, at in enumerate(offsets):
+            payload = SFTPClient.read_payload(handle, at, self._block)
+            client.send(FXP_READ, payload, partial(self._got, index))
+        client.send(FXP_CLOSE, SFTPClient.handle_payload(handle), self._closed)
 
     def _got(self, index: int, reply: RawReply | SFTPError) -> None:
         if self._error is None:
             try:
-                if isinstance(reply, SFTPError):
-                    raise reply
                 self._chunks[index] = SFTPClient.data_of(reply)
             except SFTPError as exc:
                 self._error = exc
-        self._answered()
+        if self._answered():
+            self._done(self._error or self._checked())
 
-    def _closed(self, reply: RawReply | SFTPError) -> None:
-        self._answered()
+    def _closed(self, _reply: RawReply | SFTPError) -> None:
+        """A CLOSE after every READ was answered loses nothing if it fails."""
+        if self._answered():
+            self._done(self._error or self._checked())
 
-    def _answered(self) -> None:
-        self._waiting -= 1
-        if self._waiting:
-            return
-        self._budget.release_requests(self.requests(self._size, self._block))
-        self._budget.release_handle()
-        if self._error is not None:
-            self._done(self._error)
-            return
+    def _checked(self) -> list[bytes] | BaseException:
+        """The file's chunks, or why they are not the file as listed."""
         *chunks, past_end = self._chunks
         self._chunks = []
         for index, chunk in enumerate(chunks):
-            want = min(self._block, self._size - index * self._block)
-            if len(chunk) < want:
-                self._done(
-                    ChangedDuringTransfer("the file shrank while it was being read")
-                    if not chunk
-                    else ReadAgain()
+            if len(chunk) < min(self._block, self._size - index * self._block):
+                return (
+                    ReadAgain()
+                    if chunk
+                    else ChangedDuringTransfer("the file shrank while it was being read")
                 )
-                return
-        if past_end or (chunks and len(chunks[-1]) > self._size - (len(chunks) - 1) * self._block):
-            self._done(ChangedDuringTransfer("the file grew while it was being read"))
-            return
-        self._done(chunks)
+        last_want = self._size - (len(chunks) - 1) * self._block
+        if past_end or (chunks and len(chunks[-1]) > last_want):
+            return ChangedDuringTransfer("the file grew while it was being read")
+        return chunks
 
 
 STORE_BATCH_FILES = 32

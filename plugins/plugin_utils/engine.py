@@ -119,6 +119,14 @@ class Channels:
         self._next_large += 1
         return client
 
+    def write_block(self, block_size: int) -> int:
+        """The WRITE size to use for a wanted block size: within the server's limit."""
+        return max(1024, min(block_size, self.limits.max_write))
+
+    def read_block(self, block_size: int) -> int:
+        """The READ size to use for a wanted block size: within the server's limit."""
+        return max(1024, min(block_size, self.limits.max_read))
+
     @property
     def main(self) -> SFTPClient:
         return self.clients[0]
@@ -304,11 +312,13 @@ class TreeRun(Generic[J]):
         if node.pending == 0:
             self._spawn(self._finalize(node))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], *inner: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (which awaits the `inner` coroutines) as a task of the run."""
         try:
             self._group_now().create_task(work)
         except RuntimeError:  # the run is being torn down (a failure): nothing to finish
-            work.close()
+            for coroutine in (work, *inner):
+                coroutine.close()
 
     def _group_now(self) -> asyncio.TaskGroup:
         if self._group is None:
@@ -348,10 +358,19 @@ class TreeRun(Generic[J]):
             self._ready.set()  # idle workers re-check: a file task may have queued a dir
         self._done(node)
 
-    async def reserve_file(self, node: DirNode) -> Callable[[], None]:
+    async def reserve_file(
+        self, node: DirNode, take: Callable[[], Awaitable[None]] | None = None
+    ) -> Callable[[], None]:
         """Take a files-in-flight slot for one entry handled by reply callbacks instead of
-        a task (see chains.py); the returned function, called once, ends it."""
+        a task (see chains.py), then what `take` takes (the first request's slots); the
+        returned function, called once, ends the entry."""
         await self._files.acquire()
+        if take is not None:
+            try:
+                await take()
+            except BaseException:
+                self._files.release()
+                raise
         node.pending += 1
         self._live_files += 1
 
@@ -371,12 +390,16 @@ class TreeRun(Generic[J]):
             finally:
                 finished()
 
-        task = run()
-        try:
-            self._group_now().create_task(task)
-        except RuntimeError:  # the run is being torn down (a failure): nothing to finish
-            task.close()
-            work.close()
+        self._spawn(run(), work)
+
+    def fail_later(self, finished: Callable[[], None], path: bytes, exc: BaseException) -> None:
+        """End a callback-driven entry with its failure, recorded as `fail` would (a fatal
+        one or fail_fast stops the run)."""
+
+        async def fail() -> None:
+            self.fail(path, exc)
+
+        self.follow_up(finished, fail())
 
     # -- run ---------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ _HEADER = struct.Struct(">IBI")  # length, type, request id
 READ_CHUNK = 1 << 20
 CLOSE_WAIT = 2.0
 """Seconds aclose() waits for answers and for the server to close the channel."""
+POSIX_RENAME = b"posix-rename@openssh.com"
 MAX_REPLY = 1 << 24  # refuse replies above 16 MiB: a hostile server must not exhaust memory
 
 
@@ -271,6 +272,8 @@ class SFTPClient:
         self._flush_scheduled = False
         self._reader_task: asyncio.Task[None] | None = None
         self._closed_error: SFTPError | None = None
+        self._idle: asyncio.Future[None] | None = None
+        """Resolved by the reply reader once nothing is outstanding, while aclose waits."""
         self.extensions: dict[bytes, bytes] = {}
         self.version = 0
         self.requests_sent = 0
@@ -351,7 +354,9 @@ class SFTPClient:
         self._flush()
         reader = self._reader_task
         if reader is not None and self._pending and not reader.done():
-            await self._answered(CLOSE_WAIT)
+            self._idle = asyncio.get_running_loop().create_future()
+            done = asyncio.FIRST_COMPLETED
+            await asyncio.wait([self._idle, reader], timeout=CLOSE_WAIT, return_when=done)
         self._writer.close()
         if reader is not None:
             if not reader.done():
@@ -362,19 +367,6 @@ class SFTPClient:
             except (asyncio.CancelledError, Exception):
                 pass
         self._fail_all(SFTPError(FX_CONNECTION_LOST, "the SFTP session was closed"))
-
-    async def _answered(self, timeout: float) -> None:
-        """Wait until no request is outstanding (or `timeout` seconds)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._pending and self._reader_task is not None and not self._reader_task.done():
-            futures = [w for w in self._pending.values() if isinstance(w, asyncio.Future)]
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return
-            if futures:
-                await asyncio.wait(futures, timeout=remaining)
-            else:  # only callback requests: poll, they have no future to wait on
-                await asyncio.sleep(min(0.01, remaining))
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -438,6 +430,8 @@ class SFTPClient:
                         waiter((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
                     start = end
                 del buffer[:start]
+                if self._idle is not None and not self._pending and not self._idle.done():
+                    self._idle.set_result(None)
         except _Malformed as exc:
             error = SFTPError(FX_BAD_MESSAGE, str(exc))
         except (asyncio.IncompleteReadError, ConnectionError, OSError, EOFError):
@@ -508,20 +502,26 @@ class SFTPClient:
     def read_nowait(self, handle: bytes, offset: int, length: int) -> Reply:
         return self._request(FXP_READ, self.read_payload(handle, offset, length))
 
+    @staticmethod
+    def _unpacked(reply: RawReply | SFTPError) -> RawReply:
+        """A reply ready to decode from its start; the error a callback got instead, raised."""
+        if isinstance(reply, SFTPError):
+            raise reply
+        reply[1].pos = 0
+        return reply
+
     @classmethod
-    def status_of(cls, reply: RawReply, path: bytes | None = None) -> None:
+    def status_of(cls, reply: RawReply | SFTPError, path: bytes | None = None) -> None:
         """Raise SFTPError unless a STATUS reply says OK."""
-        rtype, body = reply
+        rtype, body = cls._unpacked(reply)
         if rtype != FXP_STATUS:
             raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
-        body.pos = 0
         cls._raise_status(body, path)
 
     @classmethod
-    def handle_of(cls, reply: RawReply, path: bytes | None = None) -> bytes:
+    def handle_of(cls, reply: RawReply | SFTPError, path: bytes | None = None) -> bytes:
         """The handle of an OPEN or OPENDIR reply; raise SFTPError for a failure."""
-        rtype, body = reply
-        body.pos = 0
+        rtype, body = cls._unpacked(reply)
         if rtype == FXP_HANDLE:
             return body.string()
         if rtype == FXP_STATUS:
@@ -529,10 +529,9 @@ class SFTPClient:
         raise SFTPError(FX_BAD_MESSAGE, f"unexpected reply type {rtype}", path)
 
     @classmethod
-    def data_of(cls, reply: RawReply) -> bytes:
+    def data_of(cls, reply: RawReply | SFTPError) -> bytes:
         """The bytes of a READ reply; b"" at end of file."""
-        rtype, body = reply
-        body.pos = 0
+        rtype, body = cls._unpacked(reply)
         if rtype == FXP_DATA:
             return body.string()
         if rtype == FXP_STATUS:
@@ -566,7 +565,7 @@ class SFTPClient:
 
     @staticmethod
     def posix_rename_payload(old: bytes, new: bytes) -> bytes:
-        return _string(b"posix-rename@openssh.com") + _string(old) + _string(new)
+        return _string(POSIX_RENAME) + _string(old) + _string(new)
 
     # -- requests --------------------------------------------------------------------
 

@@ -129,12 +129,7 @@ class Pull:
                 return
         else:
             got = src.size
-        self.report.files += 1
-        self.report.bytes += got
-        (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
-
-    def read_block(self) -> int:
-        return max(1024, min(self.options.block_size, self.ch.limits.max_read))
+        self.report.wrote(_show(rel), got, is_new)
 
     def chainable(self, size: int) -> bool:
         """Whether a file is fetched as a chain of reply callbacks (see chains.py): a small
@@ -142,7 +137,9 @@ class Pull:
         return (
             not self.options.check_mode
             and size <= CHAIN_MAX_FILE
-            and self.ch.budget.batch_fits(SmallRead.requests(size, self.read_block()))
+            and self.ch.budget.batch_fits(
+                SmallRead.requests(size, self.ch.read_block(self.options.block_size))
+            )
         )
 
     async def start_chained(
@@ -160,29 +157,22 @@ class Pull:
         wanted = wanted_file(src, self.options, None, None)
         final = os.path.join(local_dir, name)
         tmp = os.path.join(local_dir, temp_name(name)) if self.options.atomic else final
-        block = self.read_block()
+        block = self.ch.read_block(self.options.block_size)
         budget = self.ch.budget
-        finished = await self.run.reserve_file(node)
+        held = await budget.bytes.acquire(src.size)
         try:
-            held = await budget.bytes.acquire(src.size)
-            try:
-                await budget.hold_file(1)  # the OPEN's; the read takes the next step's itself
-            except BaseException:
-                budget.bytes.release(held)
-                raise
+            finished = await self.run.reserve_file(node, budget.hold_first)
         except BaseException:
-            finished()
+            budget.bytes.release(held)
             raise
 
         def stored(error: OSError | None) -> None:
             budget.bytes.release(held)
             if error is None:
-                self.report.files += 1
-                self.report.bytes += src.size
-                (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+                self.report.wrote(_show(rel), src.size, is_new)
                 finished()
             else:
-                self.run.follow_up(finished, self._failed(rel, error))
+                self.run.fail_later(finished, rel, error)
 
         def read(result: list[bytes] | BaseException) -> None:
             if isinstance(result, list):
@@ -193,12 +183,9 @@ class Pull:
                 retry = self.fetch(remote, local_dir, name, src, rel, is_new)
                 self.run.follow_up(finished, retry)
             else:
-                self.run.follow_up(finished, self._failed(rel, result))
+                self.run.fail_later(finished, rel, result)
 
         SmallRead(self.ch.pick(), budget, remote, src.size, block, read).start()
-
-    async def _failed(self, rel: bytes, error: BaseException) -> None:
-        self.run.fail(rel, error)
 
     async def file(
         self,

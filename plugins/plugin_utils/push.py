@@ -38,6 +38,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
+    POSIX_RENAME,
     Attrs,
     SFTPClient,
     SFTPError,
@@ -62,7 +63,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     remote_dir_entries,
 )
 
-POSIX_RENAME = b"posix-rename@openssh.com"
 CHECKSUM_BATCH = 64
 READ_BATCH_FILES = 32
 READ_BATCH_BYTES = 1 << 20
@@ -266,19 +266,14 @@ class Push:
                 return
         else:
             sent = src.size
-        self.report.files += 1
-        self.report.bytes += sent
-        (self.report.added if is_new else self.report.changed_paths).add(_show(rel))
+        self.report.wrote(_show(rel), sent, is_new)
 
     def chainable(self, size: int) -> bool:
         """Whether a small file already read can go as a chain of reply callbacks: its
         requests fit the cap at once, and the rename (if any) is posix-rename."""
-        block = self.small_block()
+        block = self.ch.write_block(self.options.block_size)
         atomic_ok = not self.options.atomic or self.ch.has(POSIX_RENAME)
         return atomic_ok and self.ch.budget.batch_fits(SmallWrite.requests(size, block))
-
-    def small_block(self) -> int:
-        return max(1024, min(self.options.block_size, self.ch.limits.max_write))
 
     async def start_chained(
         self,
@@ -294,21 +289,14 @@ class Push:
         wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
         final = join(remote_dir, src.name)
         target = join(remote_dir, temp_name(src.name)) if self.options.atomic else final
-        block = self.small_block()
+        block = self.ch.write_block(self.options.block_size)
         budget = self.ch.budget
-        finished = await self.run.reserve_file(node)
-        try:
-            await budget.hold_file(1)  # the OPEN's; the write takes the next steps' itself
-        except BaseException:
-            finished()
-            raise
+        finished = await self.run.reserve_file(node, budget.hold_first)
         client = self.ch.pick()
 
         def done(error: SFTPError | None, temp_left: bool) -> None:
             if error is None:
-                self.report.files += 1
-                self.report.bytes += len(data)
-                (self.report.added if dst is None else self.report.changed_paths).add(_show(rel))
+                self.report.wrote(_show(rel), len(data), dst is None)
                 finished()
             else:
                 left = target if temp_left and target != final else None

@@ -91,28 +91,18 @@ async def remove_tree(
         report.deleted += 1
         report.deleted_paths.add(rel(full).decode("utf-8", "backslashreplace"))
 
-    async def failed(full: bytes, exc: SFTPError) -> None:
-        run.fail(rel(full), exc)
-
     async def start_remove(node: DirNode, full: bytes) -> None:
         """remove_file as a reply callback, without a task (see chains.py)."""
         budget = channels.budget
-        finished = await run.reserve_file(node)
-        try:
-            await budget.hold_file(1, handle=False)
-        except BaseException:
-            finished()
-            raise
+        finished = await run.reserve_file(node, partial(budget.hold_first, handle=False))
 
         def answered(reply: RawReply | SFTPError) -> None:
             budget.release_requests(1)
             try:
-                if isinstance(reply, SFTPError):
-                    raise reply
                 SFTPClient.status_of(reply, full)
             except SFTPError as exc:
                 if exc.code != FX_NO_SUCH_FILE:
-                    run.follow_up(finished, failed(full, exc))
+                    run.fail_later(finished, rel(full), exc)
                     return
             else:
                 removed(full)

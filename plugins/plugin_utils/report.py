@@ -80,6 +80,12 @@ class Report:
         """Bytes per second over the whole run."""
         return self.bytes / self.seconds if self.seconds > 0 else 0.0
 
+    def wrote(self, path: str, size: int, new: bool) -> None:
+        """Count one file written (or, in check mode, that would be)."""
+        self.files += 1
+        self.bytes += size
+        (self.added if new else self.changed_paths).add(path)
+
     def fail(self, path: str, reason: str) -> None:
         self.failures.append(Failure(path, reason))
 
