@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -35,7 +36,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-COLLECTIONS = REPO / ".work" / "collections"
+BASELINE = "baseline"
+"""The peer that is the core of another git revision (run --baseline REV)."""
+BASELINE_ENV = "PIPELINED_BENCH_COLLECTIONS"
+COLLECTIONS = Path(os.environ.get(BASELINE_ENV) or REPO / ".work" / "collections")
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
@@ -334,16 +338,22 @@ def run_cmd(
 
 
 def run_worker(
-    job: dict[str, Any], timeout: float, extra: dict[str, Any] | None = None
+    job: dict[str, Any],
+    timeout: float,
+    extra: dict[str, Any] | None = None,
+    collections: Path | None = None,
 ) -> tuple[float | None, float | None, str]:
     """Run the core or asyncssh in a fresh interpreter; (seconds, cpu, error).
 
-    `extra` receives the connect time and the core's report counters.
+    `extra` receives the connect time and the core's report counters; `collections` is
+    another collections root to import the core from (the baseline's).
     """
+    env = None if collections is None else {**os.environ, BASELINE_ENV: str(collections)}
     try:
         proc = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "worker", json.dumps(job)],
             cwd=REPO,
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -371,8 +381,10 @@ class Bench:
         quick: bool,
         timeout: float,
         proxy_pid: int | None = None,
+        baseline: Path | None = None,
     ) -> None:
         self.server = server
+        self.baseline = baseline
         self.proxy_pid = proxy_pid
         self.rtt_ms = rtt_ms
         self.quick = quick
@@ -404,6 +416,8 @@ class Bench:
         s, d = str(src), str(dest)
         if peer in ("core", "asyncssh"):
             return run_worker(self.job(peer, op, s, d), self.timeout, self.extra)
+        if peer == BASELINE:
+            return run_worker(self.job("core", op, s, d), self.timeout, None, self.baseline)
         cpu = None
         if peer == "sftp":
             batch = self.server.workdir / "batch"
@@ -451,8 +465,11 @@ class Bench:
     def remove(self, peer: str, target: Path) -> tuple[float | None, float | None, str]:
         """Remove remote tree `target`."""
         port = str(self.ep.port)
-        if peer == "core":
-            return run_worker(self.job("core", "remove", "", str(target)), self.timeout, self.extra)
+        if peer in ("core", BASELINE):
+            job = self.job("core", "remove", "", str(target))
+            if peer == BASELINE:
+                return run_worker(job, self.timeout, None, self.baseline)
+            return run_worker(job, self.timeout, self.extra)
         if peer == "ssh-rm":
             secs, err = run_cmd(
                 [
@@ -505,10 +522,8 @@ def run_scenario(
     work.mkdir(parents=True, exist_ok=True)
     dest = work / "dest"
     for op in ops:
-        if op == "remove":
-            tools = ["core", *(p for p in peers if p in REMOVE_PEERS)]
-        else:
-            tools = ["core", *(p for p in peers if p in ALL_PEERS)]
+        known = REMOVE_PEERS if op == "remove" else ALL_PEERS
+        tools = ["core", *(p for p in peers if p in known or p == BASELINE)]
         for rep, tool in [(n, t) for n in range(max(1, repeat)) for t in tools]:
             bench.extra = {}
             clean(dest)
@@ -813,6 +828,33 @@ def core_version() -> str:
     return f"{head} plugin_utils sha1 {digest.hexdigest()[:12]}"
 
 
+def rev_parse(rev: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: not a git revision of {REPO}")
+    return result.stdout.strip()
+
+
+def export_baseline(rev: str) -> Path:
+    """The plugins of git revision `rev` as a collections root (in a temporary directory
+    removed at exit), for the `baseline` peer."""
+    commit = rev_parse(rev)
+    root = Path(tempfile.mkdtemp(prefix="pstest-baseline-"))
+    atexit.register(shutil.rmtree, root, True)
+    target = root / "ansible_collections" / "pipelined" / "sftp"
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit, "plugins"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return root
+
+
 def parse_list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     for item in items:
@@ -832,6 +874,10 @@ def cmd_run(args: argparse.Namespace) -> None:
         if args.peers
         else [*DEFAULT_PEERS, *REMOVE_PEERS]
     )
+    baseline = None
+    if args.baseline:
+        baseline = export_baseline(args.baseline)
+        peers.append(BASELINE)
     RESULTS.mkdir(parents=True, exist_ok=True)
     sink = Path(args.out) if args.out else RESULTS / time.strftime("run-%Y%m%d-%H%M%S.jsonl")
     command = "python bench/core_bench.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -842,6 +888,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     "command": command,
                     "machine": machine(),
                     "core": core_version(),
+                    "baseline": args.baseline and rev_parse(args.baseline),
                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
@@ -854,7 +901,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         for rtt in rtts:
             with latency_proxy(server.port, rtt) as (port, proxy_pid):
-                bench = Bench(server, port, rtt, args.quick, args.timeout, proxy_pid)
+                bench = Bench(server, port, rtt, args.quick, args.timeout, proxy_pid, baseline)
                 for sc in scenarios:
                     run_scenario(bench, sc, ops, peers, rows, sink, args.repeat)
     finally:
@@ -1008,6 +1055,11 @@ def main(argv: list[str] | None = None) -> None:
         "--quick", action="store_true", help="1,000 small files, 100 medium, 2 x 128 MiB large"
     )
     run.add_argument("--repeat", type=int, default=1, help="runs per tool; tables show medians")
+    run.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the core of git revision REV (peer 'baseline'), for a same-run A/B",
+    )
     run.add_argument("--timeout", type=float, default=RUN_TIMEOUT, help="seconds per run")
     run.add_argument(
         "--out", help="JSON lines file to append to (default bench/results/run-*.jsonl)"
