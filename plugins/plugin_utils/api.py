@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     FailFast,
-    files_in_flight,
     open_channels,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
@@ -93,10 +92,16 @@ async def push(
 ) -> Report:
     """Copy a local file or tree to the server (ansible.builtin.copy's path rules)."""
     report = Report()
-    channels = await open_channels([session], CHANNELS_PER_CONNECTION, options.max_requests)
+    channels = await open_channels(
+        [session], CHANNELS_PER_CONNECTION, options.max_requests, learn_later=True
+    )
     if os.path.isdir(src):
         channels.start_tree()
-    extra_sessions, extra = await _extra_channels(session, options)
+    try:
+        extra_sessions, extra = await _extra_channels(session, options)
+    except BaseException:
+        await channels.aclose()
+        raise
     try:
         runner = Push(session, channels, options, report, progress, extra)
         return await _run(report, channels, runner.push(src, dest))
@@ -116,7 +121,9 @@ async def pull(
 ) -> Report:
     """Copy a remote file or tree to exactly the local path `dest`."""
     report = Report()
-    channels = await open_channels([session], CHANNELS_PER_CONNECTION, options.max_requests)
+    channels = await open_channels(
+        [session], CHANNELS_PER_CONNECTION, options.max_requests, learn_later=True
+    )
     runner = Pull(session, channels, options, report, progress)
     return await _run(report, channels, runner.pull(src, dest))
 
@@ -131,12 +138,13 @@ async def remove(
     for path in paths:
         validate_remove_path(path)
     report = Report()
-    channels = await open_channels([session], CHANNELS_PER_CONNECTION, options.max_requests)
+    channels = await open_channels(
+        [session], CHANNELS_PER_CONNECTION, options.max_requests, learn_later=True
+    )
     work = remove_paths(
         channels,
         [os.fsencode(path.rstrip("/")) for path in paths],
         report,
-        max_files=files_in_flight(channels.rtt, None) * 2,
         fail_fast=options.fail_fast,
         check_mode=options.check_mode,
         progress=progress,

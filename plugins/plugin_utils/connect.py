@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 import asyncssh
+from asyncssh.channel import SSHChannel
 from asyncssh.encryption import get_default_encryption_algs
 from asyncssh.mac import get_default_mac_algs
+from asyncssh.stream import SSHClientStreamSession
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    SFTPClient,
+    answers_in_order,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import BecomeSpec, ConnectionSpec
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
@@ -494,10 +499,17 @@ class SSHSession:
         return await self._with_sudo(lambda prompt: self._become_sftp(server, prompt))
 
     async def _plain_sftp(self) -> SFTPClient:
-        stdin, stdout, err = await self._open_channel("an SFTP channel", subsystem="sftp")
-        stderr = self._drain(err, _STDERR_KEEP)
-        openssh = "OpenSSH" in str(self.conn.get_extra_info("server_version", ""))
-        client = SFTPClient(stdout, stdin, nonstandard_symlink=openssh, ordered=openssh)
+        # INIT goes right behind the subsystem request (one round trip less).
+        channel = await self._open_channel_early("an SFTP channel", subsystem="sftp")
+        stdin, stdout = channel.stdin, channel.stdout
+        stderr = self._drain(channel.stderr, _STDERR_KEEP)
+        version = str(self.conn.get_extra_info("server_version", ""))
+        client = SFTPClient(
+            stdout,
+            stdin,
+            nonstandard_symlink="OpenSSH" in version,
+            ordered=answers_in_order(version),
+        )
         timeout = self.spec.connect_timeout or None
         what = f"the SFTP subsystem on {self.spec.display()}"
         try:
@@ -509,6 +521,11 @@ class SSHSession:
             raise _err(ConnectError, self.spec, message, unreachable=False) from None
         except (EOFError, OSError, asyncssh.Error, ValueError) as exc:
             stdin.close()
+            if not channel.request.done():  # the answer to the subsystem request
+                await asyncio.wait([channel.request], timeout=timeout)
+            refused = channel.request.done() and channel.request.exception()
+            if refused:
+                raise self._channel_error("an SFTP channel", refused) from None
             detail = _one_line(bytes(stderr.data)) or (
                 "the channel closed"
                 if isinstance(exc, asyncio.IncompleteReadError)
@@ -763,12 +780,77 @@ class SSHSession:
             return await self.conn.open_session(
                 encoding=None, window=self.spec.window, max_pktsize=MAX_PKTSIZE, **kwargs
             )
-        except asyncssh.ChannelOpenError as exc:
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+            raise self._channel_error(what, exc) from None
+
+    async def _open_channel_early(self, what: str, **kwargs: Any) -> _EarlyChannel:
+        """Like `_open_channel`, but back as soon as the channel is open and its request
+        (subsystem, exec) is on the wire, without waiting for the server's answer: input
+        written now follows the request, which saves a round trip."""
+        session = _EarlyStreamSession()
+        request = asyncio.ensure_future(
+            self.conn.create_session(
+                lambda: session,
+                encoding=None,
+                window=self.spec.window,
+                max_pktsize=MAX_PKTSIZE,
+                **kwargs,
+            )
+        )
+        request.add_done_callback(_quiet)
+        waits: list[asyncio.Future[Any]] = [session.opened, request]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            request.cancel()
+            raise
+        if not session.opened.done():
+            exc = request.exception()
+            raise self._channel_error(what, exc or OSError("no channel")) from None
+        chan = session.opened.result()
+        return _EarlyChannel(
+            asyncssh.SSHWriter(session, chan),
+            asyncssh.SSHReader(session, chan),
+            asyncssh.SSHReader(session, chan, asyncssh.EXTENDED_DATA_STDERR),
+            request,
+        )
+
+    def _channel_error(self, what: str, exc: BaseException) -> ConnectError:
+        if isinstance(exc, asyncssh.ChannelOpenError):
             message = f"could not open {what} on {self.spec.display()}: {_one_line(exc.reason)}"
-            raise _err(ConnectError, self.spec, message, unreachable=False) from None
-        except (asyncssh.DisconnectError, OSError) as exc:
-            message = f"the SSH connection to {self.spec.display()} was lost: {_one_line(str(exc))}"
-            raise _err(ConnectError, self.spec, message) from None
+            return _err(ConnectError, self.spec, message, unreachable=False)
+        message = f"the SSH connection to {self.spec.display()} was lost: {_one_line(str(exc))}"
+        return _err(ConnectError, self.spec, message)
+
+
+class _EarlyStreamSession(SSHClientStreamSession[bytes]):
+    """asyncssh's stream session (pinned asyncssh: `asyncssh.stream`), handing its channel
+    over as soon as the channel opens, before the server answers the session's request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[asyncssh.SSHClientChannel[bytes]] = loop.create_future()
+
+    def connection_made(self, chan: SSHChannel[bytes]) -> None:
+        super().connection_made(chan)
+        if not self.opened.done():
+            self.opened.set_result(cast("asyncssh.SSHClientChannel[bytes]", chan))
+
+
+@dataclass
+class _EarlyChannel:
+    stdin: asyncssh.SSHWriter[bytes]
+    stdout: asyncssh.SSHReader[bytes]
+    stderr: asyncssh.SSHReader[bytes]
+    request: asyncio.Future[Any]
+    """The session request's outcome: raises ChannelOpenError if the server refused it."""
+
+
+def _quiet(task: asyncio.Future[Any]) -> None:
+    """Mark a task's exception as seen (its caller reports it another way)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _as_coroutine(step: Awaitable[T]) -> T:

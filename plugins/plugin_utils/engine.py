@@ -61,9 +61,9 @@ if TYPE_CHECKING:  # connect imports asyncssh: keep it out of tasks that only ne
 class Channels:
     """The SFTP channels of one server and the budget they share.
 
-    Work starts on the first channel. The others (each costs the server a session and a
-    process start, ~85 ms of its CPU on OpenSSH, during which sshd relays nothing for the
-    channels already open) open only when the run needs them: a second one for the small
+    Work starts on the first channel. The others (each costs the server a session: a
+    login shell that starts sftp-server, ~80 ms of CPU on the benchmark machine, whose
+    root ~/.bashrc runs `pyenv init`) open only when the run needs them: a second one for the small
     files of a tree (`start_tree`), the rest for the large files of a tree (`pick_large`).
     A single small file never waits for them.
     """
@@ -79,6 +79,13 @@ class Channels:
     _planned: list[SessionLike] = field(default_factory=list)
     _openers: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
+    _learning: asyncio.Future[None] | None = None
+
+    async def learned(self) -> None:
+        """Wait until the server's limits and the round trip are known (see
+        `open_channels`); raises what learning them raised."""
+        if self._learning is not None:
+            await asyncio.shield(self._learning)
 
     @property
     def small_file_channels(self) -> int:
@@ -167,6 +174,8 @@ class Channels:
             await asyncio.shield(asyncio.gather(*self._openers))
 
     async def aclose(self) -> None:
+        if self._learning is not None:
+            await asyncio.wait([self._learning])
         # Let channels still opening finish rather than abort them half-way: a channel cut
         # off during its setup can take the server's side of the connection down with it.
         if self._openers:
@@ -177,37 +186,60 @@ class Channels:
 
 
 async def open_channels(
-    sessions: Sequence[SessionLike], per_session: int, max_requests: int
+    sessions: Sequence[SessionLike],
+    per_session: int,
+    max_requests: int,
+    *,
+    learn_later: bool = False,
 ) -> Channels:
     """Open an SFTP channel and learn the server's limits and round trip; the other
-    `per_session` channels of each session open in the background."""
+    `per_session` channels of each session open when the run needs them.
+
+    With `learn_later`, return as soon as the channel is open: the caller's first
+    requests (which must open no handle) then go out together with these, and it awaits
+    `Channels.learned()` before using `limits`, `rtt` or the handle cap."""
     planned = [session for session in sessions for _channel in range(max(1, per_session))]
     first = await planned[0].open_sftp()
-    try:
-        budget = Budget(max_requests, MAX_HANDLES)
-
-        async def round_trip() -> float:
-            started = time.monotonic()
-            await first.realpath(b".")
-            return time.monotonic() - started
-
-        if budget.batch_fits(2):
-            # Both requests go out together: the server answers in order, so the second
-            # reply still measures one round trip, and the run starts one round trip sooner.
-            async with budget.requests(2):
-                limits, rtt = await asyncio.gather(first.limits(), round_trip())
-        else:
-            async with budget.request(listing=True):
-                limits = await first.limits()
-            async with budget.request(listing=True):
-                rtt = await round_trip()
-    except BaseException:
-        await first.aclose()
-        raise
-    budget.limit_handles(min(limits.max_handles * len(planned), MAX_HANDLES))
-    channels = Channels([first], limits, budget, rtt)
+    channels = Channels([first], ServerLimits(), Budget(max_requests, MAX_HANDLES))
+    channels._learning = asyncio.ensure_future(_learn(channels, first, len(planned)))
+    channels._learning.add_done_callback(_seen)
     channels.open_more(planned[1:])
+    if not learn_later:
+        try:
+            await channels.learned()
+        except BaseException:
+            await first.aclose()
+            raise
     return channels
+
+
+def _seen(task: asyncio.Future[None]) -> None:
+    """Mark a failure as retrieved: `learned()` re-raises it to whoever waits."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
+    budget = channels.budget
+
+    async def round_trip() -> float:
+        started = time.monotonic()
+        await first.realpath(b".")
+        return time.monotonic() - started
+
+    if budget.batch_fits(2):
+        # Both requests go out together: the server answers in order, so the second
+        # reply still measures one round trip, and the run starts one round trip sooner.
+        async with budget.requests(2):
+            limits, rtt = await asyncio.gather(first.limits(), round_trip())
+    else:
+        async with budget.request(listing=True):
+            limits = await first.limits()
+        async with budget.request(listing=True):
+            rtt = await round_trip()
+    budget.limit_handles(min(limits.max_handles * planned, MAX_HANDLES))
+    channels.limits = limits
+    channels.rtt = rtt
 
 
 def files_in_flight(rtt: float, configured: int | None) -> int:
@@ -243,7 +275,13 @@ P = ParamSpec("P")
 
 @dataclass
 class DirNode:
-    """Completion tracking for one directory: finalized when nothing below is pending."""
+    """Completion tracking for one directory: finalized when nothing below is pending.
+
+    `finalize` may return once its requests are sent; the parent counts the directory done
+    then, so the finalizing requests of a whole branch go out back to back (a server
+    answers each channel's requests in order). Awaiting their replies is the finalizer's
+    own follow-up (`TreeRun.spawn`).
+    """
 
     parent: DirNode | None
     finalize: Callable[[], Awaitable[None]] | None = None
@@ -272,6 +310,10 @@ class TreeRun(Generic[J]):
         self._group: asyncio.TaskGroup | None = None
         self._progress = progress
         self._last_progress = time.monotonic()
+
+    def resize(self, max_files: int) -> None:
+        """Set the files-in-flight cap (before any file starts)."""
+        self._files = asyncio.Semaphore(max_files)
 
     # -- failures and progress ---------------------------------------------------------
 
@@ -311,6 +353,11 @@ class TreeRun(Generic[J]):
         node.pending -= 1
         if node.pending == 0:
             self._spawn(self._finalize(node))
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task of the run: the run ends only after it, and a fatal
+        failure or fail_fast raised in it stops the run."""
+        self._spawn(work)
 
     def _spawn(self, work: Coroutine[Any, Any, None], *inner: Coroutine[Any, Any, None]) -> None:
         """Run `work` (which awaits the `inner` coroutines) as a task of the run."""

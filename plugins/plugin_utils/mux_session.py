@@ -164,10 +164,17 @@ async def collect(channel: Any, stdin: bytes | None) -> ExecResult:
 
 
 async def _start_sftp(reader: Any, writer: Any, server_version: str) -> SFTPClient:
-    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import SFTPClient
+    from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+        SFTPClient,
+        answers_in_order,
+    )
 
-    openssh = "OpenSSH" in server_version
-    client = SFTPClient(reader, writer, nonstandard_symlink=openssh, ordered=openssh)
+    client = SFTPClient(
+        reader,
+        writer,
+        nonstandard_symlink="OpenSSH" in server_version,
+        ordered=answers_in_order(server_version),
+    )
     try:
         await client.start()
     except BaseException:

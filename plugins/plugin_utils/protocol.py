@@ -248,6 +248,13 @@ OnReply = Callable[[RawReply | SFTPError], None]
 """Called with a request's raw reply, or with the error that ended the session first."""
 
 
+def answers_in_order(server_version: str) -> bool:
+    """Whether a server, by its SSH software version, handles each SFTP channel's
+    requests one at a time in the order sent: OpenSSH's sftp-server and asyncssh's
+    server do. Others may run requests concurrently."""
+    return "OpenSSH" in server_version or "AsyncSSH" in server_version
+
+
 class SFTPClient:
     """SFTP v3 requests over a (reader, writer) stream pair, many in flight at once."""
 
@@ -344,7 +351,9 @@ class SFTPClient:
 
     async def aclose(self) -> None:
         """Close the channel once outstanding requests are answered (a few seconds at
-        most) and the server has closed its side; requests still waiting then fail.
+        most); requests still waiting then fail. With nothing left unanswered the server's
+        own close is not waited for (a round trip that changes nothing); otherwise it is,
+        so that no late reply is written into a closed channel.
 
         An idle, healthy client is first offered to ``release``, which may keep it open."""
         release, self.release = self.release, None
@@ -359,7 +368,7 @@ class SFTPClient:
             await asyncio.wait([self._idle, reader], timeout=CLOSE_WAIT, return_when=done)
         self._writer.close()
         if reader is not None:
-            if not reader.done():
+            if not reader.done() and self._pending:
                 await asyncio.wait([reader], timeout=CLOSE_WAIT)
             reader.cancel()
             try:
@@ -501,6 +510,15 @@ class SFTPClient:
 
     def read_nowait(self, handle: bytes, offset: int, length: int) -> Reply:
         return self._request(FXP_READ, self.read_payload(handle, offset, length))
+
+    def setstat_nowait(self, path: bytes, attrs: Attrs) -> Reply:
+        return self._request(FXP_SETSTAT, _string(path) + attrs.encode())
+
+    def mkdir_nowait(self, path: bytes, attrs: Attrs) -> Reply:
+        return self._request(FXP_MKDIR, _string(path) + attrs.encode())
+
+    def rmdir_nowait(self, path: bytes) -> Reply:
+        return self._request(FXP_RMDIR, _string(path))
 
     @staticmethod
     def _unpacked(reply: RawReply | SFTPError) -> RawReply:

@@ -39,6 +39,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
+    Attrs,
     SFTPError,
     display_path,
 )
@@ -414,17 +415,20 @@ class Pull:
         sums = await _remote_checksums(self.session, remote_dir, [src.name])  # type: ignore[arg-type]
         return sums[0] is not None and sums[0] == await asyncio.to_thread(_local_checksum, local)
 
-    async def pull(self, src: str, dest: str) -> None:
-        remote = os.fsencode(src)
-        follow = self.options.links == "follow"
+    async def _source_attrs(self, src: str) -> Attrs:
+        lookup = self.ch.main.stat if self.options.links == "follow" else self.ch.main.lstat
         try:
-            attrs = await request(
-                self.ch, (self.ch.main.stat if follow else self.ch.main.lstat), remote
-            )
+            return await request(self.ch, lookup, os.fsencode(src))
         except SFTPError as exc:
             if exc.code == FX_NO_SUCH_FILE:
                 raise SourceError(f"the remote source {src} does not exist") from None
             raise SourceError(f"the remote source {src} cannot be read: {exc.reason}") from None
+
+    async def pull(self, src: str, dest: str) -> None:
+        remote = os.fsencode(src)
+        # Sent together with the server's limits (see open_channels): one round trip.
+        _learned, attrs = await asyncio.gather(self.ch.learned(), self._source_attrs(src))
+        self.run.resize(files_in_flight(self.ch.rtt, self.options.max_files))
         root = entry_from_attrs(posixpath.basename(remote.rstrip(b"/")) or b".", attrs)
         local = os.fsencode(dest)
         parent = os.path.dirname(local.rstrip(b"/")) or b"."

@@ -10,6 +10,7 @@ import posixpath
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
     POSIX_RENAME,
     Attrs,
+    Reply,
     SFTPClient,
     SFTPError,
     display_path,
@@ -80,6 +82,13 @@ class _Job:
     src: Entry
     dst: Entry | None
     """The destination directory as listed before the run, None when it is created."""
+    created: asyncio.Future[bool] | None = None
+    """For a directory this run creates: whether its MKDIR succeeded, once answered."""
+
+
+async def _made(created: asyncio.Future[bool] | None) -> bool:
+    """Whether a directory can take entries: it existed, or its MKDIR succeeded."""
+    return created is None or await created
 
 
 def _show(rel: bytes) -> str:
@@ -148,11 +157,19 @@ class _SmallFiles:
     """Small files of one directory waiting to be sent, read from disk in batches:
     one worker-thread hop per batch instead of one per file."""
 
-    def __init__(self, push: Push, local: bytes, remote: bytes, node: DirNode) -> None:
+    def __init__(
+        self,
+        push: Push,
+        local: bytes,
+        remote: bytes,
+        node: DirNode,
+        created: asyncio.Future[bool] | None,
+    ) -> None:
         self.push = push
         self.local = local
         self.remote = remote
         self.node = node
+        self.created = created
         self.batch: list[tuple[Entry, bytes, Entry | None]] = []
         self.bytes = 0
 
@@ -172,6 +189,8 @@ class _SmallFiles:
             return
         wanted = [(src.name, src.size, src.mtime) for src, _rel, _dst in batch]
         loaded = await asyncio.to_thread(read_many, self.local, wanted)
+        if not await _made(self.created):
+            return
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
@@ -182,6 +201,8 @@ class _SmallFiles:
 
     async def _start(self, src: Entry, rel: bytes, dst: Entry | None, data: bytes | None) -> None:
         """Start sending one file (``data``: its content, when already read)."""
+        if not await _made(self.created):
+            return
         path = os.path.join(self.local, src.name)
         await self.push.run.start_file(
             self.node, self.push.send, path, self.remote, src, rel, dst, data
@@ -374,19 +395,33 @@ class Push:
 
     # -- directories -------------------------------------------------------------------
 
-    async def make_dir(self, remote: bytes, rel: bytes) -> bool:
-        if self.options.check_mode:
-            self.report.dirs += 1
-            self.report.added.add(_show(rel) + "/")
-            return True
-        try:
-            await request(self.ch, self.ch.main.mkdir, remote, Attrs(permissions=0o700))
-        except SFTPError as exc:
-            self.run.fail(rel, exc)
-            return False
+    async def make_dir(
+        self, remote: bytes, rel: bytes, parent_created: asyncio.Future[bool] | None = None
+    ) -> bool:
+        """Create one directory. `parent_created`: its parent's MKDIR, maybe unanswered.
+        A server that answers in order gets this MKDIR right behind the parent's; another
+        gets it once the parent's has succeeded."""
+        if not self.options.check_mode:
+            if not self.ch.main.ordered and not await _made(parent_created):
+                return False
+            for attempt in range(2):
+                parent_pending = parent_created is not None and not parent_created.done()
+                try:
+                    await request(self.ch, self.ch.main.mkdir, remote, Attrs(permissions=0o700))
+                    break
+                except SFTPError as exc:
+                    if not await _made(parent_created):
+                        return False  # the parent's failure is the one reported
+                    if attempt == 0 and parent_pending and exc.code == FX_NO_SUCH_FILE:
+                        continue  # sent before the parent's MKDIR after all (a slot wait)
+                    self.run.fail(rel, exc)
+                    return False
+        self._created(rel)
+        return True
+
+    def _created(self, rel: bytes) -> None:
         self.report.dirs += 1
         self.report.added.add(_show(rel) + "/")
-        return True
 
     def finalizer(self, job: _Job) -> Callable[[], Awaitable[None]]:
         """Set a directory's mode, owner and times once everything below it is done."""
@@ -395,30 +430,51 @@ class Push:
         created = job.dst is None
         differs = job.dst is not None and attrs_differ(job.dst, wanted)
 
-        async def finalize() -> None:
-            # Writes inside a directory move its mtime: reset it whenever the run changed.
-            moved = wanted.mtime is not None and self.report.changed
-            if not self.options.check_mode and (created or differs or moved):
-                mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
-                attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
-                try:
-                    await request(self.ch, self.ch.main.setstat, remote, attrs)
-                except SFTPError as exc:
-                    self.run.fail(job.rel or b".", exc)
-                    return
+        def counted() -> None:
             if differs:
                 self.report.attributes += 1
                 self.report.changed_paths.add(_show(job.rel) + "/")
+
+        async def settled(reply: Reply) -> None:
+            try:
+                SFTPClient.status_of(await reply, remote)
+            except SFTPError as exc:
+                self.run.fail(job.rel or b".", exc)
+                return
+            counted()
+
+        async def finalize() -> None:
+            if not await _made(job.created):
+                return
+            # Writes inside a directory move its mtime: reset it whenever the run changed.
+            moved = wanted.mtime is not None and self.report.changed
+            if self.options.check_mode or not (created or differs or moved):
+                counted()
+                return
+            mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
+            attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
+            # Sent on the main channel, after the SETSTAT of every subdirectory (which does
+            # not move this directory's mtime): the parent need not wait for their replies.
+            client = self.ch.main
+            reply = await self.ch.budget.issue(partial(client.setstat_nowait, remote, attrs))
+            self.run.spawn(settled(reply))
 
         return finalize
 
     def add_subdir(self, job: _Job, parent: DirNode) -> None:
         self.run.add_dir(job, parent, self.finalizer(job))
 
-    async def make_subdir(self, remote: bytes, job: _Job, parent: DirNode) -> None:
-        """Create a directory, then queue its contents (parent cannot finish meanwhile)."""
-        if await self.make_dir(remote, job.rel):
-            self.add_subdir(job, parent)
+    async def make_subdir(
+        self, remote: bytes, job: _Job, parent_created: asyncio.Future[bool] | None
+    ) -> None:
+        """Create a directory whose job is already queued: its listing and its own
+        subdirectories' MKDIRs go ahead meanwhile, its files wait for `job.created`."""
+        made = False
+        try:
+            made = await self.make_dir(remote, job.rel, parent_created)
+        finally:
+            if job.created is not None and not job.created.done():
+                job.created.set_result(made)
 
     async def process_dir(self, job: _Job, node: DirNode) -> None:
         local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
@@ -452,8 +508,14 @@ class Push:
                 "the symlink leads back to a directory above it (a loop); not followed",
             )
         checksum_candidates: list[tuple[Entry, Entry]] = []
-        small = _SmallFiles(self, local, remote, node)
-        for src in listing.entries:
+        created = job.created
+        small = _SmallFiles(self, local, remote, node, created)
+        entries = listing.entries
+        if created is not None:
+            # Subdirectories first: their MKDIRs follow this directory's own without
+            # waiting for its answer; its files wait for it (`_made`).
+            entries = sorted(entries, key=lambda entry: entry.kind != "dir")
+        for src in entries:
             rel = relative(job.rel, src.name)
             if self.excluder and self.excluder.excluded(rel, src.kind == "dir"):
                 existing.pop(src.name, None)
@@ -475,9 +537,9 @@ class Push:
                 dst = None
             if src.kind == "dir":
                 if dst is None:
-                    await self.run.start_file(
-                        node, self.make_subdir, target, _Job(rel, src, None), node
-                    )
+                    child = _Job(rel, src, None, asyncio.get_running_loop().create_future())
+                    await self.run.start_file(node, self.make_subdir, target, child, created)
+                    self.add_subdir(child, node)
                 else:
                     self.add_subdir(_Job(rel, src, dst), node)
             elif src.kind == "file":
@@ -489,7 +551,7 @@ class Push:
                 elif dst is not None:
                     await self.after_skip(target, src, dst, rel, node)
             elif src.kind == "link":
-                if self.options.links == "skip":
+                if self.options.links == "skip" or not await _made(created):
                     continue
                 await self.run.start_file(node, self.link, remote, src, dst, rel)
             else:
@@ -583,7 +645,9 @@ class Push:
             return
         if root_entry.kind not in ("file", "link"):
             raise SourceError(f"the source {src} is not a regular file or directory")
-        dest_attrs = await self.stat_remote(remote_dest)
+        _learned, dest_attrs = await asyncio.gather(
+            self.ch.learned(), self.stat_remote(remote_dest)
+        )
         if dest.endswith("/") or (dest_attrs is not None and dest_attrs.is_dir):
             remote_dir, name = remote_dest.rstrip(b"/") or b"/", root_entry.name
         else:
@@ -634,18 +698,37 @@ class Push:
             return False
         return attrs.is_dir
 
+    async def _try_mkdir(self, path: bytes) -> bool:
+        """MKDIR that may fail quietly (the caller finds out why from its LSTAT)."""
+        if self.options.check_mode:
+            return False
+        try:
+            await request(self.ch, self.ch.main.mkdir, path, Attrs(permissions=0o700))
+        except SFTPError:
+            return False
+        return True
+
     async def push_dir(self, root_entry: Entry) -> None:
         parent = posixpath.dirname(self.remote_root)
-        # The parent is looked up together with the root: a new destination then costs one
-        # round trip less (an existing one, one request more).
-        existing, parent_exists = await asyncio.gather(
-            self._lstat_entry(self.remote_root), self._is_dir(parent)
+        # The root is looked up, its parent checked and the root created in one round trip,
+        # the same as the server's limits (see open_channels): the MKDIR fails harmlessly
+        # when the root exists (the server answers in order, so the LSTAT still sees what
+        # was there before).
+        _learned, existing, parent_exists, made = await asyncio.gather(
+            self.ch.learned(),
+            self._lstat_entry(self.remote_root),
+            self._is_dir(parent),
+            self._try_mkdir(self.remote_root),
         )
-        if existing is not None and existing.kind != "dir":
+        self.run.resize(files_in_flight(self.ch.rtt, self.options.max_files))
+        if made:
+            existing = None
+            self._created(b"")
+        elif existing is not None and existing.kind != "dir":
             raise SourceError(
                 f"the destination {display_path(self.remote_root)} exists and is not a directory"
             )
-        if existing is None:
+        elif existing is None:
             if not parent_exists:
                 await self.make_parents(parent)
             if not await self.make_dir(self.remote_root, b""):

@@ -6,6 +6,7 @@ is gone; files of many directories are removed concurrently, bounded like transf
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 from dataclasses import dataclass
 from functools import partial
@@ -14,12 +15,15 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     DirNode,
     TreeRun,
+    files_in_flight,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
     FXP_REMOVE,
+    Attrs,
     RawReply,
+    Reply,
     SFTPClient,
     SFTPError,
 )
@@ -67,13 +71,29 @@ async def remove_tree(
         return full if display_root is None else display_root + full[len(path) :]
 
     async def rmdir(full: bytes) -> None:
-        if not check_mode:
-            try:
-                await request(channels, channels.main.rmdir, full)
-            except SFTPError as exc:
-                if exc.code != FX_NO_SUCH_FILE:
-                    run.fail(rel(full), exc)
-                    return
+        if check_mode:
+            rmdir_done(full, None)
+            return
+        reply = await channels.budget.issue(partial(channels.main.rmdir_nowait, full))
+        if channels.main.ordered:
+            # The parent's RMDIR follows on the same channel: a server that answers in
+            # order has removed this directory by then, so the parent need not wait.
+            run.spawn(rmdir_answered(full, reply))
+        else:
+            await rmdir_answered(full, reply)
+
+    async def rmdir_answered(full: bytes, reply: Reply) -> None:
+        try:
+            SFTPClient.status_of(await reply, full)
+        except SFTPError as exc:
+            rmdir_done(full, exc)
+        else:
+            rmdir_done(full, None)
+
+    def rmdir_done(full: bytes, error: SFTPError | None) -> None:
+        if error is not None and error.code != FX_NO_SUCH_FILE:
+            run.fail(rel(full), error)
+            return
         report.deleted += 1
         report.deleted_paths.add(rel(full).decode("utf-8", "backslashreplace") + "/")
 
@@ -141,28 +161,31 @@ async def remove_paths(
     paths: list[bytes],
     report: Report,
     *,
-    max_files: int,
+    max_files: int | None = None,
     fail_fast: bool,
     check_mode: bool,
     progress: ProgressCallback | None = None,
 ) -> None:
-    """Remove each path: absent ones are left as they are (no change)."""
-    for path in paths:
-        try:
-            attrs = await request(channels, channels.main.lstat, path)
-        except SFTPError as exc:
-            if exc.code == FX_NO_SUCH_FILE:
+    """Remove each path: absent ones are left as they are (no change). `max_files`:
+    entries in flight per tree (None: twice what the round trip asks for)."""
+    for index, path in enumerate(paths):
+        if index == 0:  # looked up together with the server's limits (see open_channels)
+            _learned, found = await asyncio.gather(channels.learned(), _lstat(channels, path))
+        else:
+            found = await _lstat(channels, path)
+        if isinstance(found, SFTPError):
+            if found.code == FX_NO_SUCH_FILE:
                 continue
-            report.fail(path.decode("utf-8", "backslashreplace"), exc.reason)
+            report.fail(path.decode("utf-8", "backslashreplace"), found.reason)
             if fail_fast:
                 return
             continue
-        if attrs.is_dir:
+        if found.is_dir:
             await remove_tree(
                 channels,
                 path,
                 report,
-                max_files=max_files,
+                max_files=max_files or files_in_flight(channels.rtt, None) * 2,
                 fail_fast=fail_fast,
                 check_mode=check_mode,
                 progress=progress,
@@ -178,3 +201,10 @@ async def remove_paths(
                     continue
             report.deleted += 1
             report.deleted_paths.add(path.decode("utf-8", "backslashreplace"))
+
+
+async def _lstat(channels: Channels, path: bytes) -> Attrs | SFTPError:
+    try:
+        return await request(channels, channels.main.lstat, path)
+    except SFTPError as exc:
+        return exc

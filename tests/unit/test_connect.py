@@ -571,6 +571,22 @@ async def test_become_channels_in_parallel(sshd: Sshd, shared_dir: Path) -> None
     assert [(shared_dir / f"f{i}").stat().st_uid for i in range(4)] == [0] * 4
 
 
+async def test_refused_sftp_subsystem_is_a_clear_error(assh: AsyncSSHServer) -> None:
+    """INIT is sent right behind the subsystem request: a refusal must still read as one."""
+    assh.refuse_sftp = True
+    try:
+        async with _session(_assh_spec(assh)) as session:
+            with pytest.raises(ConnectError) as info:
+                await session.open_sftp()
+            assert (await session.exec("echo still usable")).rc == 0
+    finally:
+        assh.refuse_sftp = False
+    assert str(info.value).startswith(
+        f"could not open an SFTP channel on {_assh_spec(assh).display()}: "
+    ), str(info.value)
+    assert not info.value.unreachable
+
+
 async def test_sftp_server_that_does_not_start() -> None:
     with sshd_server(sftp_server="/nonexistent/sftp-server") as broken:
         async with _session(_sshd_spec(broken)) as session:

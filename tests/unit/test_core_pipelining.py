@@ -18,9 +18,24 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     RemoveOptions,
     TransferOptions,
 )
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import ServerLimits
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FXP_LSTAT,
+    FXP_MKDIR,
+    FXP_REALPATH,
+    FXP_RMDIR,
+    FXP_SETSTAT,
+    ServerLimits,
+)
+from tests.fixtures.asyncssh_server import asyncssh_server_thread
 from tests.fixtures.compare import assert_same_tree
-from tests.unit.core_helpers import Target, failures, pattern, set_tree_times, write_file
+from tests.unit.core_helpers import (
+    Target,
+    failures,
+    pattern,
+    set_tree_times,
+    spec_for,
+    write_file,
+)
 
 pytest_plugins = ("tests.unit.core_fixtures",)
 
@@ -112,3 +127,88 @@ def test_small_files_of_a_tree_use_two_channels(
     run = Channels([], ServerLimits(), Budget(64, 8), rtt, tree=tree)
     assert run.small_file_channels == channels
     assert run.window_bound is window_bound
+
+
+DEPTH = 5
+
+
+def _branch(root: Path) -> None:
+    """DEPTH directories nested in one another, two files in each."""
+    path = root
+    for level in range(DEPTH):
+        path = path / f"d{level}"
+        for i in range(2):
+            write_file(path / f"f{i}", pattern(100 + i, seed=level))
+    set_tree_times(root)
+
+
+@pytest.mark.parametrize(("server_version", "in_order"), [("", True), ("OtherSSH_1.0", False)])
+async def test_push_sends_nested_mkdirs_and_setstats_back_to_back(
+    local_tmp: Path, server_version: str, in_order: bool
+) -> None:
+    """A branch of new directories costs one round trip for all its MKDIRs on a server
+    that answers in order (asyncssh's, OpenSSH's), one per level on another; the
+    directories' closing SETSTATs go out together either way. The server takes 0.1 s
+    per MKDIR and SETSTAT, so requests sent without waiting queue up behind the first."""
+    src = local_tmp / "src"
+    _branch(src)
+    with asyncssh_server_thread(server_version=server_version) as bed:
+        bed.delays = {"mkdir": 0.1, "setstat": 0.1}
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            report = await api.push(session, f"{src}/", "/dst", TransferOptions())
+        finally:
+            await session.aclose()
+        assert failures(report) == [] and report.dirs == DEPTH + 1 and report.files == 2 * DEPTH
+        mkdirs = bed.stats.max_in_flight_by_type[FXP_MKDIR]
+        assert mkdirs == (DEPTH if in_order else 1), bed.stats
+        assert bed.stats.max_in_flight_by_type[FXP_SETSTAT] == DEPTH + 1, bed.stats
+        assert_same_tree(src, bed.root / "dst")
+
+
+@pytest.mark.parametrize(("server_version", "in_order"), [("", True), ("OtherSSH_1.0", False)])
+async def test_remove_sends_nested_rmdirs_back_to_back(server_version: str, in_order: bool) -> None:
+    """Removing a branch sends each directory's RMDIR right behind its last
+    subdirectory's on a server that answers in order; another gets one at a time."""
+    with asyncssh_server_thread(server_version=server_version) as bed:
+        _branch(bed.root / "gone")
+        bed.delays = {"rmdir": 0.1}
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            report = await api.remove(session, ["/gone"], RemoveOptions())
+        finally:
+            await session.aclose()
+        assert failures(report) == [] and report.deleted == 3 * DEPTH + 1
+        rmdirs = bed.stats.max_in_flight_by_type[FXP_RMDIR]
+        assert rmdirs == (DEPTH + 1 if in_order else 1), bed.stats
+        assert not (bed.root / "gone").exists()
+
+
+@pytest.mark.parametrize("operation", ["push", "pull", "remove"])
+async def test_first_lookup_goes_out_with_the_channel_setup(
+    local_tmp: Path, operation: str
+) -> None:
+    """The first LSTAT of a run (its destination, source or target) does not wait for
+    the answers that measure the round trip: REALPATH is slow here, and the LSTAT
+    reaches the server before it is answered."""
+    src = local_tmp / "src"
+    _branch(src)
+    with asyncssh_server_thread() as bed:
+        _branch(bed.root / "tree")
+        bed.delays = {"realpath": 0.2}
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            bed.stats.reset()
+            if operation == "push":
+                report = await api.push(session, f"{src}/", "/dst", TransferOptions())
+            elif operation == "pull":
+                report = await api.pull(
+                    session, "/tree", str(local_tmp / "back"), TransferOptions()
+                )
+            else:
+                report = await api.remove(session, ["/tree"], RemoveOptions())
+        finally:
+            await session.aclose()
+        assert failures(report) == []
+        events = bed.stats.events
+        assert events.index(("request", FXP_LSTAT)) < events.index(("reply", FXP_REALPATH)), events
