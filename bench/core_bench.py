@@ -56,7 +56,7 @@ RESULTS = REPO / "bench" / "results"
 ALL_PEERS = ("sftp", "scp", "scp-legacy", "rsync", "tar", "asyncssh")
 DEFAULT_PEERS = ("sftp", "scp", "rsync", "tar", "asyncssh")
 REMOVE_PEERS = ("sftp", "ssh-rm")
-ALL_SCENARIOS = ("small", "small-shm", "medium", "large")
+ALL_SCENARIOS = ("config", "small", "small-shm", "medium", "large")
 ALL_OPS = ("push", "pull", "remove")
 RUN_TIMEOUT = 1500.0
 """Seconds one peer run may take before it is killed and reported as a timeout."""
@@ -71,7 +71,7 @@ class Scenario:
 
     name: str
     files: int
-    shape: str  # "small" | "medium" | "large"
+    shape: str  # "config" | "small" | "medium" | "large"
     large_size: int = 0
     on_shm: bool = False
 
@@ -86,6 +86,8 @@ class Scenario:
 
 def scenario(name: str, quick: bool) -> Scenario:
     """The scenario called `name`, scaled down when `quick`."""
+    if name == "config":  # what a role typically copies: a few directories of small files
+        return Scenario(name, 40, "config")
     if name in ("small", "small-shm"):
         return Scenario(name, 1000 if quick else 5000, "small", on_shm=name == "small-shm")
     if name == "medium":
@@ -106,6 +108,8 @@ def make_tree(sc: Scenario) -> Path:
     shutil.rmtree(dest, ignore_errors=True)
     if sc.shape == "small":  # 0..16 KiB, 100 files per directory
         generate("small", dest, seed=4, count=sc.files)
+    elif sc.shape == "config":  # 0..16 KiB, 10 files per directory
+        generate("small", dest, seed=4, count=sc.files, per_dir=10)
     elif sc.shape == "medium":  # 1 MiB each, one directory
         generate("large", dest, seed=4, count=sc.files, size=MIB)
     else:
