@@ -8,10 +8,10 @@ import hashlib
 import os
 import posixpath
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
@@ -189,13 +189,22 @@ class _SmallFiles:
             return
         wanted = [(src.name, src.size, src.mtime) for src, _rel, _dst in batch]
         loaded = await asyncio.to_thread(read_many, self.local, wanted)
-        if not await _made(self.created):
-            return
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
-            elif self.push.chainable(len(data)):
-                await self.push.start_chained(self.node, self.remote, src, rel, dst, data)
+                continue
+            # On a server that answers in order, a file of a directory whose MKDIR is still
+            # unanswered goes right behind it, on its channel; elsewhere it waits.
+            behind = self.created if self.push.ch.main.ordered else None
+            if behind is not None and behind.done():
+                behind = None
+            if behind is None and not await _made(self.created):
+                return
+            if self.push.chainable(len(data)):
+                local = os.path.join(self.local, src.name)
+                await self.push.start_chained(
+                    self.node, local, self.remote, src, rel, dst, data, behind
+                )
             else:
                 await self._start(src, rel, dst, data)
 
@@ -299,29 +308,37 @@ class Push:
     async def start_chained(
         self,
         node: DirNode,
+        local: bytes,
         remote_dir: bytes,
         src: Entry,
         rel: bytes,
         dst: Entry | None,
         data: bytes,
+        behind: asyncio.Future[bool] | None = None,
     ) -> None:
         """Start writing one small file already read (see `chainable`), driven by reply
-        callbacks: no task per file. Returns once it is under way."""
+        callbacks: no task per file. Returns once it is under way. `behind`: the MKDIR of
+        its directory, sent and not yet answered; the file then goes on the main channel
+        right behind it (an in-order server runs the MKDIR first)."""
         wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
         final = join(remote_dir, src.name)
         target = join(remote_dir, temp_name(src.name)) if self.options.atomic else final
         block = self.ch.write_block(self.options.block_size)
         budget = self.ch.budget
         finished = await self.run.reserve_file(node, budget.hold_first)
-        client = self.ch.pick()
+        client = self.ch.main if behind is not None else self.ch.pick()
 
         def done(error: SFTPError | None, temp_left: bool) -> None:
             if error is None:
                 self.report.wrote(_show(rel), len(data), dst is None)
                 finished()
-            else:
-                left = target if temp_left and target != final else None
-                self.run.follow_up(finished, self._chain_failed(client, left, rel, error))
+                return
+            left = target if temp_left and target != final else None
+            failed = self._chain_failed(client, left, rel, error)
+            if behind is not None:
+                resend = partial(self.send, local, remote_dir, src, rel, dst, data)
+                failed = self._failed_behind(behind, failed, error, resend)
+            self.run.follow_up(finished, failed)
 
         attrs = self.file_attrs(wanted).as_sftp()
         SmallWrite(client, budget, data, target, final, block, attrs, done).start()
@@ -332,6 +349,24 @@ class Push:
         if temp is not None:
             await discard(self.ch, client, temp)
         self.run.fail(rel, error)
+
+    async def _failed_behind(
+        self,
+        created: asyncio.Future[bool],
+        failed: Coroutine[Any, Any, None],
+        error: SFTPError,
+        resend: Callable[[], Awaitable[None]],
+    ) -> None:
+        """A file sent behind its directory's MKDIR failed: nothing to report if the
+        directory could not be made (its own failure is reported); sent again if it went
+        out before the MKDIR after all (a wait for request slots can reorder them)."""
+        if not await created:
+            failed.close()
+        elif error.code == FX_NO_SUCH_FILE:
+            failed.close()
+            await resend()
+        else:
+            await failed
 
     async def fix_attrs(self, remote: bytes, wanted: Wanted, rel: bytes) -> None:
         if not self.options.check_mode:

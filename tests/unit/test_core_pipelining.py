@@ -21,6 +21,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXP_LSTAT,
     FXP_MKDIR,
+    FXP_OPEN,
     FXP_REALPATH,
     FXP_RMDIR,
     FXP_SETSTAT,
@@ -146,10 +147,11 @@ def _branch(root: Path) -> None:
 async def test_push_sends_nested_mkdirs_and_setstats_back_to_back(
     local_tmp: Path, server_version: str, in_order: bool
 ) -> None:
-    """A branch of new directories costs one round trip for all its MKDIRs on a server
-    that answers in order (asyncssh's, OpenSSH's), one per level on another; the
-    directories' closing SETSTATs go out together either way. The server takes 0.1 s
-    per MKDIR and SETSTAT, so requests sent without waiting queue up behind the first."""
+    """A branch of new directories costs one round trip for all its MKDIRs, and its files
+    none of their own, on a server that answers in order (asyncssh's, OpenSSH's); one per
+    level on another. The directories' closing SETSTATs go out together either way. The
+    server takes 0.1 s per MKDIR and SETSTAT, so requests sent without waiting queue up
+    behind the first."""
     src = local_tmp / "src"
     _branch(src)
     with asyncssh_server_thread(server_version=server_version) as bed:
@@ -163,6 +165,12 @@ async def test_push_sends_nested_mkdirs_and_setstats_back_to_back(
         mkdirs = bed.stats.max_in_flight_by_type[FXP_MKDIR]
         assert mkdirs == (DEPTH if in_order else 1), bed.stats
         assert bed.stats.max_in_flight_by_type[FXP_SETSTAT] == DEPTH + 1, bed.stats
+        # The first file (in d0) goes right behind d0's MKDIR on an in-order server, and
+        # after its answer elsewhere (the first MKDIR answered is the destination's own).
+        events = bed.stats.events
+        first_open = events.index(("request", FXP_OPEN))
+        d0_made = [i for i, event in enumerate(events) if event == ("reply", FXP_MKDIR)][1]
+        assert (first_open < d0_made) is in_order, events
         assert_same_tree(src, bed.root / "dst")
 
 
@@ -212,3 +220,26 @@ async def test_first_lookup_goes_out_with_the_channel_setup(
         assert failures(report) == []
         events = bed.stats.events
         assert events.index(("request", FXP_LSTAT)) < events.index(("reply", FXP_REALPATH)), events
+
+
+@pytest.mark.parametrize("server_version", ["", "OtherSSH_1.0"])
+async def test_a_refused_mkdir_is_the_one_failure_of_its_branch(
+    local_tmp: Path, server_version: str
+) -> None:
+    """Requests sent behind a MKDIR that fails (the branch below it, its files) fail too,
+    silently: the report names the directory once, and the rest of the tree lands."""
+    src = local_tmp / "src"
+    _branch(src)
+    write_file(src / "top", b"top")
+    with asyncssh_server_thread(server_version=server_version) as bed:
+        bed.refused_dirs = {b"d2"}
+        bed.delays = {"mkdir": 0.05}
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            report = await api.push(session, f"{src}/", "/dst", TransferOptions())
+        finally:
+            await session.aclose()
+    failed = failures(report)
+    assert [path for path, _reason in failed] == ["d0/d1/d2"], failed
+    assert "permission" in failed[0][1].lower(), failed
+    assert report.files == 2 * 2 + 1 and report.dirs == 3
