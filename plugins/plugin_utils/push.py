@@ -488,11 +488,15 @@ class Push:
                 return
             mode = wanted.mode if wanted.mode is not None else (0o755 if created else None)
             attrs = Attrs(permissions=mode, uid=wanted.uid, gid=wanted.gid, mtime=wanted.mtime)
-            # Sent on the main channel, after the SETSTAT of every subdirectory (which does
-            # not move this directory's mtime): the parent need not wait for their replies.
             client = self.ch.main
             reply = await self.ch.budget.issue(partial(client.setstat_nowait, remote, attrs))
-            self.run.spawn(settled(reply))
+            if client.ordered:
+                # The parent's SETSTAT follows on the same channel, after this one: it need
+                # not wait for the answer (a mode without search permission set first
+                # would fail this one).
+                self.run.spawn(settled(reply))
+            else:
+                await settled(reply)
 
         return finalize
 
