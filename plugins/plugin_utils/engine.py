@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
@@ -74,7 +75,6 @@ class Channels:
     rtt: float = 0.0
     tree: bool = False
     """A tree run: its large files each take a channel of their own (`pick_large`)."""
-    _next: int = 0
     _next_large: int = 0
     _planned: list[SessionLike] = field(default_factory=list)
     _openers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -106,10 +106,15 @@ class Channels:
         self.open_planned(SMALL_FILE_CHANNELS - 1)
 
     def pick(self) -> SFTPClient:
-        """The next channel for a small file or a single request (round robin)."""
-        client = self.clients[self._next % min(len(self.clients), self.small_file_channels)]
-        self._next += 1
-        return client
+        """The channel for a small file or a single request: of the small files' channels,
+        the one with the fewest requests outstanding. A channel that opens while the first
+        holds a backlog then takes the new files until the two are even: turn about, it
+        would get half of them while its own queue runs dry (on a disk-bound server, a
+        push took 1.3x as long)."""
+        count = min(len(self.clients), self.small_file_channels)
+        if count == 1:
+            return self.clients[0]
+        return min(self.clients[:count], key=_outstanding)
 
     async def pick_large(self, own_channel: bool = True) -> SFTPClient:
         """The channel for a large file. In a tree run every channel takes its turn, the
@@ -166,6 +171,19 @@ class Channels:
                 self.clients.append(client)
 
         await asyncio.gather(*(one(session) for session in sessions))
+
+    def small_files_opening(self) -> bool:
+        """Whether a tree run's second small-file channel is still opening."""
+        opening = any(not opener.done() for opener in self._openers)
+        return self.tree and opening and len(self.clients) < self.small_file_channels
+
+    def when_opened(self, then: Callable[[], None]) -> None:
+        """Call `then` once the channels opening now are open (or failed to)."""
+        pending = [opener for opener in self._openers if not opener.done()]
+        if not pending:
+            then()
+            return
+        asyncio.gather(*pending, return_exceptions=True).add_done_callback(lambda _done: then())
 
     async def ready(self) -> None:
         """Open the other channels now and wait until they are open (or failed to)."""
@@ -242,6 +260,24 @@ async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
     channels.rtt = rtt
 
 
+def _outstanding(client: SFTPClient) -> int:
+    return client.in_flight
+
+
+def share_files(run: TreeRun[Any], channels: Channels, wanted: int) -> None:
+    """Set a run's files in flight to `wanted`. While the tree's second channel is still
+    opening, the first channel gets half, and the rest follow once it is open: files in
+    flight are held until answered, and a disk-bound server can take seconds to work
+    through a backlog on one channel while the other, once open, would have no files to
+    take (5,000 files to disk at 50 ms: 5.6 s instead of 4.0 s)."""
+    if not channels.small_files_opening():
+        run.resize(wanted)
+        return
+    first = max(1, wanted // 2)
+    run.resize(first)
+    channels.when_opened(partial(run.grow, wanted - first))
+
+
 def files_in_flight(rtt: float, configured: int | None) -> int:
     """Files to keep in flight: enough to cover the round trip, few on a fast link.
 
@@ -314,6 +350,11 @@ class TreeRun(Generic[J]):
     def resize(self, max_files: int) -> None:
         """Set the files-in-flight cap (before any file starts)."""
         self._files = asyncio.Semaphore(max_files)
+
+    def grow(self, more: int) -> None:
+        """Raise the files-in-flight cap by `more`, now."""
+        for _slot in range(more):
+            self._files.release()
 
     # -- failures and progress ---------------------------------------------------------
 

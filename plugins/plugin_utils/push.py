@@ -21,6 +21,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     DirNode,
     TreeRun,
     files_in_flight,
+    share_files,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
@@ -759,7 +760,7 @@ class Push:
             self._is_dir(parent),
             self._try_mkdir(self.remote_root),
         )
-        self.run.resize(files_in_flight(self.ch.rtt, self.options.max_files))
+        share_files(self.run, self.ch, files_in_flight(self.ch.rtt, self.options.max_files))
         if made:
             existing = None
             self._created(b"")

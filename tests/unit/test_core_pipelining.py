@@ -6,6 +6,7 @@ reply is written, so its maximum is a lower bound of what the client kept outsta
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,11 @@ import pytest
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import open_session
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Channels
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
+    Channels,
+    TreeRun,
+    share_files,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     RemoveOptions,
     TransferOptions,
@@ -27,6 +32,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXP_SETSTAT,
     ServerLimits,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Report
 from tests.fixtures.asyncssh_server import asyncssh_server_thread
 from tests.fixtures.compare import assert_same_tree
 from tests.unit.core_helpers import (
@@ -243,3 +249,35 @@ async def test_a_refused_mkdir_is_the_one_failure_of_its_branch(
     assert [path for path, _reason in failed] == ["d0/d1/d2"], failed
     assert "permission" in failed[0][1].lower(), failed
     assert report.files == 2 * 2 + 1 and report.dirs == 3
+
+
+async def test_first_channel_gets_half_the_files_while_the_second_opens() -> None:
+    """A tree's files in flight: half while its second channel is still opening (a
+    backlog on one disk-bound channel would hold them all), the rest once it is open."""
+    opening: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    channels = Channels([], ServerLimits(), Budget(64, 8), 0.05, tree=True)
+    channels._openers.append(opening)  # a second channel on its way
+    run: TreeRun[None] = TreeRun(Report(), 128, fail_fast=False)
+    share_files(run, channels, 100)
+    assert await _slots(run) == 50
+    opening.set_result(None)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert await _slots(run) == 100
+    done: TreeRun[None] = TreeRun(Report(), 128, fail_fast=False)
+    share_files(done, channels, 100)  # nothing opening any more: all at once
+    assert await _slots(done) == 100
+
+
+async def _slots(run: TreeRun[None]) -> int:
+    """How many files the run would start now (takes them and gives them back)."""
+    taken = 0
+    while True:
+        try:
+            await asyncio.wait_for(run._files.acquire(), 0.01)
+        except TimeoutError:
+            break
+        taken += 1
+    for _slot in range(taken):
+        run._files.release()
+    return taken
