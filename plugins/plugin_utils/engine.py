@@ -107,10 +107,9 @@ class Channels:
 
     def pick(self) -> SFTPClient:
         """The channel for a small file or a single request: of the small files' channels,
-        the one with the fewest requests outstanding. A channel that opens while the first
-        holds a backlog then takes the new files until the two are even: turn about, it
-        would get half of them while its own queue runs dry (on a disk-bound server, a
-        push took 1.3x as long)."""
+        the one with the fewest requests outstanding, so that a channel opening while the
+        first holds a backlog takes the new files until the two are even (see also
+        `share_files`)."""
         count = min(len(self.clients), self.small_file_channels)
         if count == 1:
             return self.clients[0]
