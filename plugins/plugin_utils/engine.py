@@ -192,6 +192,7 @@ class Channels:
 
     async def aclose(self) -> None:
         if self._learning is not None:
+            self._learning.cancel()  # nobody needs the answers any more (a no-op when done)
             await asyncio.wait([self._learning])
         # Let channels still opening finish rather than abort them half-way: a channel cut
         # off during its setup can take the server's side of the connection down with it.
