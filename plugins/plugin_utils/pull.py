@@ -51,9 +51,11 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Progr
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import receive_file, request
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     Entry,
+    drop_early_dir,
     entry_from_attrs,
     list_local_dir_or_empty,
     list_remote_dir,
+    open_dir_early,
     read_link_target,
 )
 
@@ -105,6 +107,7 @@ class Pull:
         self.remote_root = b""
         self.local_root = b""
         self._real_root: bytes | None = None
+        self._root_opened: asyncio.Task[bytes] | None = None
         self.stores = LocalStores()
 
     async def fetch(
@@ -312,8 +315,12 @@ class Pull:
             await asyncio.to_thread(list_local_dir_or_empty, local) if job.dst is not None else {}
         )
         unsafe: list[bytes] = []
+        opened = None
+        if not job.rel:  # the root: its OPENDIR went out with the first lookup
+            opened, self._root_opened = self._root_opened, None
         try:
-            async for chunk in list_remote_dir(self.ch.main, self.ch.budget, remote, unsafe):
+            listing = list_remote_dir(self.ch.main, self.ch.budget, remote, unsafe, opened)
+            async for chunk in listing:
                 for src in chunk:
                     await self.handle_entry(remote, local, job.rel, src, existing, node)
         except SFTPError as exc:
@@ -426,7 +433,17 @@ class Pull:
 
     async def pull(self, src: str, dest: str) -> None:
         remote = os.fsencode(src)
-        # Sent together with the server's limits (see open_channels): one round trip.
+        # The source is looked up, and opened as a directory (which fails harmlessly for a
+        # file), together with the server's limits (see open_channels): one round trip.
+        self._root_opened = open_dir_early(self.ch.main, self.ch.budget, remote)
+        try:
+            await self._pull(remote, src, dest)
+        finally:
+            if self._root_opened is not None:  # not listed: close it
+                drop_early_dir(self.ch.main, self.ch.budget, self._root_opened)
+                self._root_opened = None
+
+    async def _pull(self, remote: bytes, src: str, dest: str) -> None:
         _learned, attrs = await asyncio.gather(self.ch.learned(), self._source_attrs(src))
         self.run.resize(files_in_flight(self.ch.rtt, self.options.max_files))
         root = entry_from_attrs(posixpath.basename(remote.rstrip(b"/")) or b".", attrs)

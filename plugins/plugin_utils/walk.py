@@ -6,7 +6,7 @@ import asyncio
 import os
 import stat
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -147,14 +147,19 @@ async def list_remote_dir(
     budget: Budget,
     path: bytes,
     unsafe: list[bytes],
+    opened: Awaitable[bytes] | None = None,
 ) -> AsyncIterator[list[Entry]]:
     """Yield a remote directory's entries chunk by chunk, as READDIR replies arrive.
 
     Names that are not one plain path component are left out and added to `unsafe`.
+    `opened`: the directory's OPENDIR on `client`, already sent (see `open_dir_early`).
     """
     async with budget.handle():
-        async with budget.request(listing=True):
-            handle = await client.opendir(path)
+        if opened is not None:
+            handle = await opened
+        else:
+            async with budget.request(listing=True):
+                handle = await client.opendir(path)
         # An in-order server answers READDIRs sent back to back with successive chunks,
         # so keep several in flight; others get one at a time.
         ahead = READDIR_AHEAD if client.ordered else 1
@@ -186,6 +191,30 @@ async def list_remote_dir(
                     yield chunk
         finally:
             budget.spawn(_close_after(client, budget, handle, list(pending)))
+
+
+def open_dir_early(client: SFTPClient, budget: Budget, path: bytes) -> asyncio.Task[bytes]:
+    """Send a directory's OPENDIR now, before it is known to be one: pass the task to
+    `list_remote_dir`, or to `drop_early_dir` if it is not listed."""
+
+    async def opendir() -> bytes:
+        async with budget.request(listing=True):
+            return await client.opendir(path)
+
+    return asyncio.ensure_future(opendir())
+
+
+def drop_early_dir(client: SFTPClient, budget: Budget, opened: asyncio.Task[bytes]) -> None:
+    """Close the handle of an `open_dir_early` that is not listed (once it is open)."""
+
+    async def close() -> None:
+        try:
+            handle = await opened
+        except (SFTPError, asyncio.CancelledError):
+            return
+        await _close_after(client, budget, handle, [])
+
+    budget.spawn(close())
 
 
 async def _close_after(

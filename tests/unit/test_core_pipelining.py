@@ -24,9 +24,11 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     TransferOptions,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FXP_CLOSE,
     FXP_LSTAT,
     FXP_MKDIR,
     FXP_OPEN,
+    FXP_OPENDIR,
     FXP_REALPATH,
     FXP_RMDIR,
     FXP_SETSTAT,
@@ -226,6 +228,40 @@ async def test_first_lookup_goes_out_with_the_channel_setup(
         assert failures(report) == []
         events = bed.stats.events
         assert events.index(("request", FXP_LSTAT)) < events.index(("reply", FXP_REALPATH)), events
+        if operation == "pull":  # the source is opened as a directory in the same batch
+            opendir = events.index(("request", FXP_OPENDIR))
+            assert opendir < events.index(("reply", FXP_REALPATH)), events
+
+
+@pytest.mark.parametrize("case", ["tree", "file", "in_the_way"])
+async def test_a_pull_closes_the_early_opendir_it_does_not_list(
+    local_tmp: Path, case: str
+) -> None:
+    """A pull opens its source as a directory before it knows what it is. A tree lists
+    that handle (one OPENDIR per directory); a file source, or a tree whose destination
+    is in the way, leaves no handle open (pooled channels outlive the run)."""
+    with asyncssh_server_thread() as bed:
+        _branch(bed.root / "tree")
+        write_file(bed.root / "one", b"one")
+        (local_tmp / "taken").write_bytes(b"a file where the tree would go")
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            bed.stats.reset()
+            if case == "tree":
+                report = await api.pull(session, "/tree", str(local_tmp / "t"), TransferOptions())
+                assert failures(report) == [] and report.files == 2 * DEPTH
+            elif case == "file":
+                report = await api.pull(session, "/one", str(local_tmp / "one"), TransferOptions())
+                assert failures(report) == [] and report.files == 1
+            else:
+                with pytest.raises(api.TransferError, match="not a directory"):
+                    await api.pull(session, "/tree", str(local_tmp / "taken"), TransferOptions())
+        finally:
+            await session.aclose()
+        directories = DEPTH + 1 if case == "tree" else 1
+        assert bed.stats.by_type[FXP_OPENDIR] == directories, bed.stats
+        assert bed.stats.handles_given >= 1, bed.stats
+        assert bed.stats.by_type[FXP_CLOSE] == bed.stats.handles_given, bed.stats
 
 
 @pytest.mark.parametrize("server_version", ["", "OtherSSH_1.0"])
