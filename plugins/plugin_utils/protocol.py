@@ -514,9 +514,6 @@ class SFTPClient:
     def setstat_nowait(self, path: bytes, attrs: Attrs) -> Reply:
         return self._request(FXP_SETSTAT, _string(path) + attrs.encode())
 
-    def mkdir_nowait(self, path: bytes, attrs: Attrs) -> Reply:
-        return self._request(FXP_MKDIR, _string(path) + attrs.encode())
-
     def rmdir_nowait(self, path: bytes) -> Reply:
         return self._request(FXP_RMDIR, _string(path))
 

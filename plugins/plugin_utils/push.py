@@ -8,10 +8,10 @@ import hashlib
 import os
 import posixpath
 import shlex
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
@@ -67,6 +67,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
 )
 
 CHECKSUM_BATCH = 64
+NEW_DIR = Attrs(permissions=0o700)
+"""A directory is created private; its finalizer sets its mode once its contents are in."""
 READ_BATCH_FILES = 32
 READ_BATCH_BYTES = 1 << 20
 READ_BATCH_MAX_FILE = 64 * 1024
@@ -194,20 +196,23 @@ class _SmallFiles:
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
                 continue
-            # On a server that answers in order, a file of a directory whose MKDIR is still
-            # unanswered goes right behind it, on its channel; elsewhere it waits.
-            behind = self.created if self.push.ch.main.ordered else None
-            if behind is not None and behind.done():
-                behind = None
+            behind = self._unanswered_mkdir()
             if behind is None and not await _made(self.created):
                 return
             if self.push.chainable(len(data)):
-                local = os.path.join(self.local, src.name)
                 await self.push.start_chained(
-                    self.node, local, self.remote, src, rel, dst, data, behind
+                    self.node, self.local, self.remote, src, rel, dst, data, behind
                 )
             else:
                 await self._start(src, rel, dst, data)
+
+    def _unanswered_mkdir(self) -> asyncio.Future[bool] | None:
+        """This directory's MKDIR, when a file can go right behind it: sent, not answered
+        yet, on a server that answers in order (elsewhere files wait for the answer)."""
+        created = self.created
+        if created is None or created.done() or not self.push.ch.main.ordered:
+            return None
+        return created
 
     async def _start(self, src: Entry, rel: bytes, dst: Entry | None, data: bytes | None) -> None:
         """Start sending one file (``data``: its content, when already read)."""
@@ -309,7 +314,7 @@ class Push:
     async def start_chained(
         self,
         node: DirNode,
-        local: bytes,
+        local_dir: bytes,
         remote_dir: bytes,
         src: Entry,
         rel: bytes,
@@ -335,10 +340,12 @@ class Push:
                 finished()
                 return
             left = target if temp_left and target != final else None
-            failed = self._chain_failed(client, left, rel, error)
-            if behind is not None:
-                resend = partial(self.send, local, remote_dir, src, rel, dst, data)
-                failed = self._failed_behind(behind, failed, error, resend)
+            if behind is None:
+                self.run.follow_up(finished, self._chain_failed(client, left, rel, error))
+                return
+            local = os.path.join(local_dir, src.name)
+            resend = partial(self.send, local, remote_dir, src, rel, dst, data)
+            failed = self._failed_behind(behind, client, left, rel, error, resend)
             self.run.follow_up(finished, failed)
 
         attrs = self.file_attrs(wanted).as_sftp()
@@ -354,7 +361,9 @@ class Push:
     async def _failed_behind(
         self,
         created: asyncio.Future[bool],
-        failed: Coroutine[Any, Any, None],
+        client: SFTPClient,
+        temp: bytes | None,
+        rel: bytes,
         error: SFTPError,
         resend: Callable[[], Awaitable[None]],
     ) -> None:
@@ -362,12 +371,11 @@ class Push:
         directory could not be made (its own failure is reported); sent again if it went
         out before the MKDIR after all (a wait for request slots can reorder them)."""
         if not await created:
-            failed.close()
-        elif error.code == FX_NO_SUCH_FILE:
-            failed.close()
+            return
+        if error.code == FX_NO_SUCH_FILE:
             await resend()
-        else:
-            await failed
+            return
+        await self._chain_failed(client, temp, rel, error)
 
     async def fix_attrs(self, remote: bytes, wanted: Wanted, rel: bytes) -> None:
         if not self.options.check_mode:
@@ -443,7 +451,7 @@ class Push:
             for attempt in range(2):
                 parent_pending = parent_created is not None and not parent_created.done()
                 try:
-                    await request(self.ch, self.ch.main.mkdir, remote, Attrs(permissions=0o700))
+                    await request(self.ch, self.ch.main.mkdir, remote, NEW_DIR)
                     break
                 except SFTPError as exc:
                     if not await _made(parent_created):
@@ -743,7 +751,7 @@ class Push:
         if self.options.check_mode:
             return False
         try:
-            await request(self.ch, self.ch.main.mkdir, path, Attrs(permissions=0o700))
+            await request(self.ch, self.ch.main.mkdir, path, NEW_DIR)
         except SFTPError:
             return False
         return True
