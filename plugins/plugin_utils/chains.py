@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import partial
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.local_io import LocalBatches
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_CREAT,
     FXF_READ,
@@ -265,16 +266,18 @@ Stored = Callable[[OSError | None], None]
 
 
 class LocalStores:
-    """Whole files written to local disk in batches: one worker-thread hop per batch (the
-    files ready in one event-loop turn, at most STORE_BATCH_FILES), not one per file."""
+    """Whole files written to local disk in batches (the files ready in one event-loop
+    turn, at most STORE_BATCH_FILES), run where `LocalBatches` puts them."""
 
     def __init__(self) -> None:
         self._jobs: list[StoreJob] = []
         self._callbacks: list[Stored] = []
         self._scheduled = False
+        self._batches = LocalBatches()
 
     def add(self, job: StoreJob, on_stored: Stored) -> None:
-        """Write `job` soon; `on_stored` gets None, or the OSError that stopped it."""
+        """Write `job` soon; `on_stored` gets None, or the OSError that stopped it, from a
+        later event-loop turn."""
         self._jobs.append(job)
         self._callbacks.append(on_stored)
         if len(self._jobs) >= STORE_BATCH_FILES:
@@ -289,18 +292,17 @@ class LocalStores:
             return
         jobs, callbacks = self._jobs, self._callbacks
         self._jobs, self._callbacks = [], []
-        stored = asyncio.get_running_loop().run_in_executor(None, store_many, jobs)
-        stored.add_done_callback(partial(self._stored, callbacks))
+        self._batches.submit(partial(store_many, jobs), len(jobs), partial(self._stored, callbacks))
 
     @staticmethod
-    def _stored(callbacks: list[Stored], stored: asyncio.Future[list[OSError | None]]) -> None:
-        if stored.cancelled():
+    def _stored(callbacks: list[Stored], stored: list[OSError | None] | BaseException) -> None:
+        if isinstance(stored, asyncio.CancelledError):
             results: list[OSError | None] = [OSError("the local write was cancelled")] * len(
                 callbacks
             )
-        elif (error := stored.exception()) is not None:
-            results = [OSError(str(error))] * len(callbacks)
+        elif isinstance(stored, BaseException):
+            results = [OSError(str(stored))] * len(callbacks)
         else:
-            results = stored.result()
+            results = stored
         for on_stored, result in zip(callbacks, results, strict=True):
             on_stored(result)

@@ -23,6 +23,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     files_in_flight,
     share_files,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.local_io import LocalBatches
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
     Excluder,
@@ -191,7 +192,9 @@ class _SmallFiles:
         if not batch:
             return
         wanted = [(src.name, src.size, src.mtime) for src, _rel, _dst in batch]
-        loaded = await asyncio.to_thread(read_many, self.local, wanted)
+        loaded = await self.push.local_batches.run(
+            partial(read_many, self.local, wanted), len(wanted)
+        )
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
@@ -245,6 +248,7 @@ class Push:
             report, files_in_flight(channels.rtt, options.max_files), options.fail_fast, progress
         )
         self.extra = extra_channels
+        self.local_batches = LocalBatches()
         self.uid: int | None = None
         self.gid: int | None = None
         self.default_ids: tuple[int | None, int | None] = (None, None)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import os
+import stat
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,16 +117,24 @@ async def discard(channels: Channels, client: SFTPClient, path: bytes) -> None:
 
 def read_small(path: bytes, size: int, mtime: int) -> bytes:
     """Read a whole local file, refusing one that changed since it was listed."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-        st = os.fstat(handle.fileno())
+    # O_NONBLOCK: a FIFO put in the file's place must not hang the run at open.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ChangedDuringTransfer("the file is no longer a regular file")
+        data = os.read(fd, size + 1)
+        while len(data) <= size and (more := os.read(fd, size + 1 - len(data))):
+            data += more
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
     if len(data) != size or st.st_size != size or int(st.st_mtime) != mtime:
         raise ChangedDuringTransfer("the file changed while it was being read")
     return data
 
 
 def read_many(directory: bytes, files: list[tuple[bytes, int, int]]) -> list[bytes | Exception]:
-    """read_small for several files of one directory in one go (one thread hop)."""
+    """read_small for several files of one directory in one go."""
     loaded: list[bytes | Exception] = []
     for name, size, mtime in files:
         try:
