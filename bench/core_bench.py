@@ -906,6 +906,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     "machine": machine(),
                     "core": core_version(),
                     "baseline": args.baseline and rev_parse(args.baseline),
+                    "plain_shell": args.plain_shell,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
@@ -913,7 +914,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
     print(f"# {command}\n# {machine()}\n# results -> {sink}", flush=True)
     rows: list[Row] = []
-    server = SSHDServer(log_level="ERROR")
+    server = SSHDServer(log_level="ERROR", plain_shell=args.plain_shell)
     server.start()
     try:
         for rtt in rtts:
@@ -1008,7 +1009,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
     warm(src)
     byte_compile(COLLECTIONS)
     dest = sc.root / "work" / "dest"
-    server = SSHDServer(log_level="ERROR")
+    server = SSHDServer(log_level="ERROR", plain_shell=args.plain_shell)
     server.start()
     try:
         with latency_proxy(server.port, args.rtt) as (port, _pid):
@@ -1080,6 +1081,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     run.add_argument("--timeout", type=float, default=RUN_TIMEOUT, help="seconds per run")
     run.add_argument(
+        "--plain-shell",
+        action="store_true",
+        help="sessions start with an empty HOME: the target's shell reads no ~/.bashrc",
+    )
+    run.add_argument(
         "--out", help="JSON lines file to append to (default bench/results/run-*.jsonl)"
     )
     run.set_defaults(func=cmd_run)
@@ -1090,6 +1096,7 @@ def main(argv: list[str] | None = None) -> None:
     prof.add_argument("--quick", action="store_true")
     prof.add_argument("--top", type=int, default=25)
     prof.add_argument("--timeout", type=float, default=RUN_TIMEOUT)
+    prof.add_argument("--plain-shell", action="store_true")
     prof.set_defaults(func=cmd_profile)
     rep = sub.add_parser("report", help="Markdown tables from result files")
     rep.add_argument("files", nargs="+")

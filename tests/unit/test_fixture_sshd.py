@@ -49,6 +49,18 @@ def test_sftp_batch_upload(sshd_server: SSHDServer, tmp_path: Path) -> None:
     assert "upload.bin" in result.stdout
 
 
+def test_plain_shell_sessions_get_an_empty_home() -> None:
+    """The benchmark's target without this machine's shell start-up: HOME is an empty
+    directory in every session, so bash finds no ~/.bashrc to read."""
+    server = SSHDServer(log_level="ERROR", plain_shell=True).start()
+    try:
+        result = _ssh(server.endpoint(), "echo $HOME; ls -A $HOME | wc -l")
+        assert result.returncode == 0, result.stderr + server.log_tail()
+        assert result.stdout.split() == [str(server.session_home), "0"]
+    finally:
+        server.stop()
+
+
 def test_ssh_exec_and_host_key_pinning(sshd_server: SSHDServer, tmp_path: Path) -> None:
     e = sshd_server.endpoint()
     assert _ssh(e, "echo $USER").stdout.strip() == e.username
