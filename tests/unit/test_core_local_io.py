@@ -33,7 +33,7 @@ def _where() -> int:
 
 async def test_quick_batches_run_on_the_event_loop() -> None:
     batches = LocalBatches()
-    for _ in range(10):
+    for _batch in range(10):
         assert await batches.run(_where, files=32) == threading.get_ident()
     assert not batches.on_thread
 
@@ -52,7 +52,7 @@ async def test_files_slow_on_average_send_later_batches_to_a_thread() -> None:
     per_batch = 16
     seconds = local_io.SLOW_FILE * per_batch * 1.5
     assert seconds < local_io.SLOW_BATCH
-    for _ in range(local_io.WINDOW_FILES // per_batch - 1):
+    for _batch in range(local_io.WINDOW_FILES // per_batch - 1):
         await batches.run(lambda: time.sleep(seconds), files=per_batch)
         assert not batches.on_thread
     await batches.run(lambda: time.sleep(seconds), files=per_batch)
@@ -67,7 +67,7 @@ async def test_submit_answers_on_a_later_loop_turn_on_the_loop_and_on_a_thread()
         batches.submit(lambda: 42, 1, answers.append)
         assert answers == []
         batches.submit(lambda: 1 // 0, 1, answers.append)
-        for _ in range(100):
+        for _tick in range(100):
             if len(answers) == 2:
                 break
             await asyncio.sleep(0.01)
@@ -88,7 +88,7 @@ async def test_local_stores_write_every_file_wherever_they_run(
         stores.add((tmp, final, [b"x" * index], 0o640, 1_600_000_000), partial_set(results, index))
     missing_dir = str(local_tmp / "missing" / "f").encode()
     stores.add((missing_dir + b".tmp", missing_dir, [b"y"], None, None), partial_set(results, 99))
-    for _ in range(200):
+    for _tick in range(200):
         if len(results) == 41:
             break
         await asyncio.sleep(0.01)
