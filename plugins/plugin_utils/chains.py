@@ -296,13 +296,9 @@ class LocalStores:
 
     @staticmethod
     def _stored(callbacks: list[Stored], stored: list[OSError | None] | BaseException) -> None:
-        if isinstance(stored, asyncio.CancelledError):
-            results: list[OSError | None] = [OSError("the local write was cancelled")] * len(
-                callbacks
-            )
-        elif isinstance(stored, BaseException):
-            results = [OSError(str(stored))] * len(callbacks)
-        else:
-            results = stored
-        for on_stored, result in zip(callbacks, results, strict=True):
+        if isinstance(stored, BaseException):
+            cancelled = isinstance(stored, asyncio.CancelledError)
+            error = OSError("the local write was cancelled" if cancelled else str(stored))
+            stored = [error] * len(callbacks)
+        for on_stored, result in zip(callbacks, stored, strict=True):
             on_stored(result)

@@ -158,8 +158,8 @@ def _local_checksum(path: bytes) -> str:
 
 
 class _SmallFiles:
-    """Small files of one directory waiting to be sent, read from disk in batches:
-    one worker-thread hop per batch instead of one per file."""
+    """Small files of one directory waiting to be sent, read from disk in batches (run
+    where the push's `LocalBatches` puts them)."""
 
     def __init__(
         self,

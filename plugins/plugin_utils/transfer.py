@@ -379,7 +379,7 @@ StoreJob = tuple[bytes, bytes, list[bytes], int | None, int | None]
 
 
 def store_many(files: list[StoreJob]) -> list[OSError | None]:
-    """store_local for several files in one go (one thread hop); a failed file's
+    """store_local for several files in one go; a failed file's
     temporary name is removed and its error returned in its place."""
     results: list[OSError | None] = []
     for tmp, final, chunks, mode, mtime in files:

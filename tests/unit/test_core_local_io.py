@@ -7,7 +7,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -81,19 +81,23 @@ async def test_local_stores_write_every_file_wherever_they_run(
 ) -> None:
     stores = LocalStores()
     stores._batches.on_thread = on_thread
-    results: dict[str, OSError | None] = {}
+    results: dict[int, OSError | None] = {}
     for index in range(40):
         final = str(local_tmp / f"f{index}").encode()
         tmp = final + b".tmp"
-        stores.add((tmp, final, [b"x" * index], 0o640, 1_600_000_000), partial_set(results, index))
+        stores.add(
+            (tmp, final, [b"x" * index], 0o640, 1_600_000_000), partial(results.__setitem__, index)
+        )
     missing_dir = str(local_tmp / "missing" / "f").encode()
-    stores.add((missing_dir + b".tmp", missing_dir, [b"y"], None, None), partial_set(results, 99))
+    stores.add(
+        (missing_dir + b".tmp", missing_dir, [b"y"], None, None), partial(results.__setitem__, 99)
+    )
     for _tick in range(200):
         if len(results) == 41:
             break
         await asyncio.sleep(0.01)
-    assert isinstance(results.pop("99"), FileNotFoundError)
-    assert results == {str(index): None for index in range(40)}
+    assert isinstance(results.pop(99), FileNotFoundError)
+    assert results == dict.fromkeys(range(40))
     for index in range(40):
         path = local_tmp / f"f{index}"
         st = path.stat()
@@ -104,13 +108,6 @@ async def test_local_stores_write_every_file_wherever_they_run(
         )
     # no temporary name is left behind
     assert sorted(p.name for p in local_tmp.iterdir()) == sorted(f"f{i}" for i in range(40))
-
-
-def partial_set(results: dict[str, OSError | None], index: int) -> Callable[[OSError | None], None]:
-    def done(error: OSError | None) -> None:
-        results[str(index)] = error
-
-    return done
 
 
 def test_a_fifo_in_place_of_a_listed_file_is_refused_without_blocking(local_tmp: Path) -> None:
