@@ -510,8 +510,8 @@ class _Borrowed:
         self._session = session
         self.spec = session.spec
 
-    async def open_sftp(self) -> Any:
-        return await self._session.open_sftp()
+    async def open_sftp(self, *, early: bool = False) -> Any:
+        return await self._session.open_sftp(early=early)
 
     async def exec(self, command: str, stdin: bytes | None = None) -> Any:
         return await self._session.exec(command, stdin)

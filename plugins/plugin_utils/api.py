@@ -58,7 +58,12 @@ async def _run(report: Report, channels: Channels, work: object) -> Report:
     try:
         await work  # type: ignore[misc]
     except (Exception, BaseExceptionGroup) as exc:
-        cause = _first_cause(exc)
+        # Requests sent behind the SFTP INIT fail when the session does not start: the
+        # reason is why it did not (a ConnectError from connect, like a refused channel).
+        start_error = channels.start_error
+        if start_error is not None and not isinstance(start_error, (SFTPError, OSError)):
+            raise start_error from None
+        cause = start_error or _first_cause(exc)
         if isinstance(cause, (SourceError, FailFast, SFTPError, UnsafeName, OSError)):
             raise TransferError(str(cause), report.finish()) from cause
         raise

@@ -17,6 +17,7 @@ import shlex
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 import asyncssh
@@ -27,6 +28,7 @@ from asyncssh.stream import SSHClientStreamSession
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     SFTPClient,
+    SFTPError,
     answers_in_order,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import BecomeSpec, ConnectionSpec
@@ -92,7 +94,7 @@ class Session(Protocol):
 
     spec: ConnectionSpec
 
-    async def open_sftp(self) -> SFTPClient: ...
+    async def open_sftp(self, *, early: bool = False) -> SFTPClient: ...
 
     async def exec(self, command: str, stdin: bytes | None = None) -> ExecResult: ...
 
@@ -491,52 +493,63 @@ class SSHSession:
 
     # -- sftp --------------------------------------------------------------------------
 
-    async def open_sftp(self) -> SFTPClient:
-        """A new, started SFTP client on its own channel (under sudo with become)."""
+    async def open_sftp(self, *, early: bool = False) -> SFTPClient:
+        """A new, started SFTP client on its own channel (under sudo with become).
+
+        With `early`, on a server that runs requests in the order sent (OpenSSH,
+        asyncssh), return as soon as INIT is sent: requests queued now go out right behind
+        it, a round trip sooner, and `SFTPClient.started()` raises the same error as a
+        session that does not start would have raised here."""
         if self.spec.become is None:
-            return await self._plain_sftp()
+            return await self._plain_sftp(early)
         server = await self._find_sftp_server()
         return await self._with_sudo(lambda prompt: self._become_sftp(server, prompt))
 
-    async def _plain_sftp(self) -> SFTPClient:
+    async def _plain_sftp(self, early: bool) -> SFTPClient:
         # INIT goes right behind the subsystem request (one round trip less).
         channel = await self._open_channel_early("an SFTP channel", subsystem="sftp")
-        stdin, stdout = channel.stdin, channel.stdout
         stderr = self._drain(channel.stderr, _STDERR_KEEP)
         version = str(self.conn.get_extra_info("server_version", ""))
         client = SFTPClient(
-            stdout,
-            stdin,
+            channel.stdout,
+            channel.stdin,
             nonstandard_symlink="OpenSSH" in version,
             ordered=answers_in_order(version),
         )
-        timeout = self.spec.connect_timeout or None
-        what = f"the SFTP subsystem on {self.spec.display()}"
+        explain = partial(self._sftp_did_not_start, channel, stderr)
+        client.begin(self.spec.connect_timeout or None, explain)
+        if early and client.ordered:
+            return client
         try:
-            async with asyncio.timeout(timeout):
-                await client.start()
-        except TimeoutError:
-            stdin.close()
-            message = f"{what} did not answer within {timeout:g} s"
-            raise _err(ConnectError, self.spec, message, unreachable=False) from None
-        except (EOFError, OSError, asyncssh.Error, ValueError) as exc:
-            stdin.close()
-            if not channel.request.done():  # the answer to the subsystem request
-                await asyncio.wait([channel.request], timeout=timeout)
-            refused = channel.request.done() and channel.request.exception()
-            if refused:
-                raise self._channel_error("an SFTP channel", refused) from None
-            detail = _one_line(bytes(stderr.data)) or (
-                "the channel closed"
-                if isinstance(exc, asyncio.IncompleteReadError)
-                else _one_line(str(exc))
-            )
-            message = f"{what} did not start: {detail}"
-            raise _err(ConnectError, self.spec, message, unreachable=False) from None
-        except BaseException:
-            stdin.close()
+            await client.started()
+        except asyncio.CancelledError:
+            channel.stdin.close()
             raise
         return client
+
+    async def _sftp_did_not_start(
+        self, channel: _EarlyChannel, stderr: _Stderr, cause: BaseException
+    ) -> BaseException:
+        """The error for an SFTP session that gave no VERSION answer (see SFTPClient.begin)."""
+        channel.stdin.close()
+        timeout = self.spec.connect_timeout or None
+        what = f"the SFTP subsystem on {self.spec.display()}"
+        if isinstance(cause, TimeoutError):
+            message = f"{what} did not answer within {timeout:g} s"
+            return _err(ConnectError, self.spec, message, unreachable=False)
+        if not isinstance(cause, (EOFError, OSError, asyncssh.Error, ValueError, SFTPError)):
+            return cause
+        if not channel.request.done():  # the answer to the subsystem request
+            await asyncio.wait([channel.request], timeout=timeout)
+        refused = channel.request.done() and channel.request.exception()
+        if refused:
+            return self._channel_error("an SFTP channel", refused)
+        detail = _one_line(bytes(stderr.data)) or (
+            "the channel closed"
+            if isinstance(cause, asyncio.IncompleteReadError)
+            else _one_line(str(cause))
+        )
+        return _err(ConnectError, self.spec, f"{what} did not start: {detail}", unreachable=False)
 
     async def _become_sftp(self, server: str, prompt: str | None) -> SFTPClient:
         command = self._sudo_command([server], prompt)

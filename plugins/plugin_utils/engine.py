@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Budget
@@ -85,12 +84,39 @@ class Channels:
     _openers: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
     _learning: asyncio.Future[None] | None = None
+    _limits_known: asyncio.Future[None] | None = None
+
+    @property
+    def start_error(self) -> BaseException | None:
+        """Why the first channel's SFTP session did not start, once known (see
+        `open_channels`): the cause to report when requests sent behind its INIT fail."""
+        return self.clients[0].start_error
 
     async def learned(self) -> None:
-        """Wait until the server's limits and the round trip are known (see
-        `open_channels`); raises what learning them raised."""
+        """Wait until the server's limits are known (see `open_channels`); raises what
+        learning them raised."""
+        if self._limits_known is not None:
+            await asyncio.shield(self._limits_known)
+
+    async def measured(self) -> None:
+        """Wait until the round trip is known too (`rtt`)."""
+        await self.learned()
         if self._learning is not None:
             await asyncio.shield(self._learning)
+
+    def when_measured(self, then: Callable[[], None]) -> None:
+        """Call `then` once the round trip is known (at once if it is; never if learning
+        it failed: the run fails then anyway)."""
+        learning = self._learning
+        if learning is None or learning.done():
+            then()
+            return
+
+        def measured(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                then()
+
+        learning.add_done_callback(measured)
 
     @property
     def small_file_channels(self) -> int:
@@ -219,17 +245,21 @@ async def open_channels(
     `per_session` channels of each session open when the run needs them.
 
     With `learn_later`, return as soon as the channel is open: the caller's first
-    requests (which must open no handle) then go out together with these, and it awaits
-    `Channels.learned()` before using `limits`, `rtt` or the handle cap."""
+    requests (which must open no handle) then go out together with these (on an in-order
+    server, right behind the SFTP INIT), and it awaits `Channels.learned()` before using
+    `limits` or the handle cap, and `Channels.measured()` before using `rtt`; a run that
+    fails asks `start_error` why first."""
     planned = [session for session in sessions for _channel in range(max(1, per_session))]
-    first = await planned[0].open_sftp()
+    first = await planned[0].open_sftp(early=True)
     channels = Channels([first], ServerLimits(), Budget(max_requests, MAX_HANDLES))
+    channels._limits_known = asyncio.get_running_loop().create_future()
+    channels._limits_known.add_done_callback(_seen)
     channels._learning = asyncio.ensure_future(_learn(channels, first, len(planned)))
     channels._learning.add_done_callback(_seen)
     channels.open_more(planned[1:])
     if not learn_later:
         try:
-            await channels.learned()
+            await channels.measured()
         except BaseException:
             await first.aclose()
             raise
@@ -243,6 +273,19 @@ def _seen(task: asyncio.Future[None]) -> None:
 
 
 async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
+    known = channels._limits_known
+    assert known is not None
+    try:
+        await _learn_steps(channels, first, planned, known)
+    except BaseException as exc:
+        if not known.done():
+            known.set_exception(exc)
+        raise
+
+
+async def _learn_steps(
+    channels: Channels, first: SFTPClient, planned: int, known: asyncio.Future[None]
+) -> None:
     budget = channels.budget
 
     async def round_trip() -> float:
@@ -250,6 +293,22 @@ async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
         await first.realpath(b".")
         return time.monotonic() - started
 
+    def limits_known(limits: ServerLimits) -> None:
+        budget.limit_handles(min(limits.max_handles * planned, MAX_HANDLES))
+        channels.limits = limits
+        known.set_result(None)
+
+    if first.starting and first.ordered:
+        # The limits request goes out right behind INIT (see SFTPClient.limits) and the
+        # run starts on its answer; the round trip is measured after, on a started server.
+        async with budget.request(listing=True):
+            limits = await first.limits()
+        await first.started()
+        limits_known(limits)
+        async with budget.request(listing=True):
+            channels.rtt = await round_trip()
+        return
+    await first.started()
     if budget.batch_fits(2):
         # Both requests go out together: the server answers in order, so the second
         # reply still measures one round trip, and the run starts one round trip sooner.
@@ -260,8 +319,7 @@ async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
             limits = await first.limits()
         async with budget.request(listing=True):
             rtt = await round_trip()
-    budget.limit_handles(min(limits.max_handles * planned, MAX_HANDLES))
-    channels.limits = limits
+    limits_known(limits)
     channels.rtt = rtt
 
 
@@ -269,18 +327,34 @@ def _outstanding(client: SFTPClient) -> int:
     return client.in_flight
 
 
-def share_files(run: TreeRun[Any], channels: Channels, wanted: int) -> None:
-    """Set a run's files in flight to `wanted`. While the tree's second channel is still
-    opening, the first channel gets half, and the rest follow once it is open: files in
-    flight are held until answered, and a disk-bound server can take seconds to work
+def share_files(
+    run: TreeRun[Any], channels: Channels, configured: int | None, halve: bool = True
+) -> None:
+    """Size a run's files in flight: `configured`, or what the round trip asks for.
+
+    Until the round trip is measured (`Channels.measured`), the run starts with the
+    minimum and grows once it is known. With `halve`, while the tree's second channel is
+    still opening, the first channel gets half, and the rest follow once it is open: files
+    in flight are held until answered, and a disk-bound server can take seconds to work
     through a backlog on one channel while the other, once open, would have no files to
     take (5,000 files to disk at 50 ms: 5.6 s instead of 4.0 s)."""
-    if not channels.small_files_opening():
-        run.resize(wanted)
-        return
-    first = max(1, wanted // 2)
-    run.resize(first)
-    channels.when_opened(partial(run.grow, wanted - first))
+    granted = 0
+
+    def grant() -> None:
+        nonlocal granted
+        wanted = files_in_flight(channels.rtt, configured)
+        if halve and channels.small_files_opening():
+            wanted = max(1, wanted // 2)
+        if wanted > granted:
+            run.grow(wanted - granted)
+            granted = wanted
+
+    run.resize(0)
+    grant()
+    if halve:
+        channels.when_opened(grant)
+    if not configured:
+        channels.when_measured(grant)
 
 
 def files_in_flight(rtt: float, configured: int | None) -> int:

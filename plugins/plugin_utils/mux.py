@@ -105,7 +105,7 @@ class ChannelPool:
         if not self._release(client):
             await client.aclose()
 
-    async def open_sftp(self) -> SFTPClient:
+    async def open_sftp(self, *, early: bool = False) -> SFTPClient:
         if self._prefilling is not None and not self._prefilling.done():
             await asyncio.shield(self._prefilling)  # the channel on its way is the one to use
         while self._idle:
@@ -113,7 +113,7 @@ class ChannelPool:
             if not client.closed:
                 client.release = self._release
                 return client
-        client = await self._session.open_sftp()
+        client = await self._session.open_sftp(early=early)
         client.release = self._release
         return client
 

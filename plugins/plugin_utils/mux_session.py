@@ -195,8 +195,9 @@ class MuxSession:
         self.spec = spec
         self.path = path
 
-    async def open_sftp(self) -> SFTPClient:
-        """A new started SFTP client on its own channel."""
+    async def open_sftp(self, *, early: bool = False) -> SFTPClient:
+        """A new started SFTP client on its own channel (`early` changes nothing here: the
+        persistent connection process starts the session)."""
         info: dict[str, Any] = {}
         become = self.spec.become
         reader, writer = await open_sftp_streams(self.path, info=info, become=become)

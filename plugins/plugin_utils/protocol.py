@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -286,6 +286,7 @@ class SFTPClient:
         self.requests_sent = 0
         self.release: Callable[[SFTPClient], bool] | None = None
         """Offered the client on aclose; returning True keeps the channel open (a pool)."""
+        self._started: asyncio.Future[None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -299,9 +300,83 @@ class SFTPClient:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Exchange INIT / VERSION and start reading replies."""
+    async def start(
+        self,
+        timeout: float | None = None,
+        explain: Callable[[BaseException], Awaitable[BaseException]] | None = None,
+    ) -> None:
+        """Exchange INIT / VERSION and start reading replies (see `begin`)."""
+        self.begin(timeout, explain)
+        await self.started()
+
+    def begin(
+        self,
+        timeout: float | None = None,
+        explain: Callable[[BaseException], Awaitable[BaseException]] | None = None,
+    ) -> None:
+        """Send INIT and start reading: the VERSION answer, then replies.
+
+        Requests may be queued at once: they follow INIT on the wire, which a server that
+        handles requests in the order sent (`ordered`) runs after INIT, so they cost no
+        round trip of their own. If no VERSION comes within `timeout` seconds, or the
+        stream ends or carries something else first, `explain(cause)` gives the error
+        `started()` raises, and queued requests fail with its text."""
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        self._started.add_done_callback(_retrieved)
         self._writer.write(_U32.pack(5) + bytes([FXP_INIT]) + _U32.pack(3))
+        self._reader_task = loop.create_task(self._handshake_then_read(timeout, explain))
+
+    async def started(self) -> None:
+        """Wait for the server's VERSION; raise why the session did not start."""
+        if self._started is None:
+            raise SFTPError(FX_NO_CONNECTION, "the SFTP session was not started")
+        await asyncio.shield(self._started)
+
+    @property
+    def starting(self) -> bool:
+        """INIT is sent and the VERSION answer has not come yet."""
+        return self._started is not None and not self._started.done()
+
+    @property
+    def start_error(self) -> BaseException | None:
+        """Why the session did not start, once known (None: it started, or is starting)."""
+        started = self._started
+        if started is None or not started.done() or started.cancelled():
+            return None
+        return started.exception()
+
+    async def _handshake_then_read(
+        self,
+        timeout: float | None,
+        explain: Callable[[BaseException], Awaitable[BaseException]] | None,
+    ) -> None:
+        started = self._started
+        assert started is not None
+        try:
+            async with asyncio.timeout(timeout):
+                await self._read_version()
+        except asyncio.CancelledError:
+            self._end_start(SFTPError(FX_CONNECTION_LOST, "the SFTP session was closed"))
+            raise
+        except Exception as cause:
+            try:
+                error = await explain(cause) if explain is not None else cause
+            except Exception as other:
+                error = other
+            self._end_start(error)
+            return
+        started.set_result(None)
+        await self._read_replies()
+
+    def _end_start(self, error: BaseException) -> None:
+        """The session will not start: say why to `started()` and to queued requests."""
+        if self._started is not None and not self._started.done():
+            self._started.set_exception(error)
+        code = error.code if isinstance(error, SFTPError) else FX_CONNECTION_LOST
+        self._fail_all(SFTPError(code, str(error)))
+
+    async def _read_version(self) -> None:
         header = await self._reader.readexactly(5)
         length, ptype = struct.unpack(">IB", header)
         if ptype != FXP_VERSION or length > MAX_REPLY:
@@ -311,14 +386,16 @@ class SFTPClient:
         while body.pos < len(body.data):
             name = body.string()
             self.extensions[name] = body.string()
-        self._reader_task = asyncio.get_running_loop().create_task(self._read_replies())
 
     def adopt(self, version: int, extensions: dict[bytes, bytes]) -> None:
         """Start reading replies on a session whose INIT / VERSION exchange was done by
         another client (see :meth:`detach`), with the version and extensions it got."""
         self.version = version
         self.extensions = dict(extensions)
-        self._reader_task = asyncio.get_running_loop().create_task(self._read_replies())
+        loop = asyncio.get_running_loop()
+        self._started = loop.create_future()
+        self._started.set_result(None)
+        self._reader_task = loop.create_task(self._read_replies())
 
     async def detach(self) -> tuple[_Reader, _Writer]:
         """Stop reading replies and hand over the streams, for another client to
@@ -336,10 +413,24 @@ class SFTPClient:
         return self._reader, self._writer
 
     async def limits(self) -> ServerLimits:
-        """The server's limits; conservative defaults when it does not say."""
-        if b"limits@openssh.com" not in self.extensions:
+        """The server's limits; conservative defaults when it does not say.
+
+        On an in-order server still starting, the request goes out at once, behind INIT:
+        a server without the extension answers it with an error, read as "no limits"."""
+        speculate = self.ordered and self.starting
+        if not speculate:
+            await self.started()
+            if b"limits@openssh.com" not in self.extensions:
+                return ServerLimits()
+        try:
+            data = await self.extended(b"limits@openssh.com", b"")
+        except SFTPError as exc:
+            if not speculate or exc.code in (FX_CONNECTION_LOST, FX_NO_CONNECTION):
+                raise
             return ServerLimits()
-        reply = _Buffer(await self.extended(b"limits@openssh.com", b""))
+        if len(data) < 32:
+            return ServerLimits()
+        reply = _Buffer(data)
         max_packet, max_read, max_write, max_handles = (reply.u64() for _field in range(4))
         defaults = ServerLimits()
         return ServerLimits(
@@ -707,3 +798,9 @@ __all__: list[Any] = [
     "display_path",
     "has_extension",
 ]
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a start failure as seen: `started()` raises it to whoever asks."""
+    if not future.cancelled():
+        future.exception()

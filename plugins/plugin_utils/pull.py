@@ -21,6 +21,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     DirNode,
     TreeRun,
     files_in_flight,
+    share_files,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import (
@@ -445,7 +446,7 @@ class Pull:
 
     async def _pull(self, remote: bytes, src: str, dest: str) -> None:
         _learned, attrs = await asyncio.gather(self.ch.learned(), self._source_attrs(src))
-        self.run.resize(files_in_flight(self.ch.rtt, self.options.max_files))
+        share_files(self.run, self.ch, self.options.max_files, halve=False)
         root = entry_from_attrs(posixpath.basename(remote.rstrip(b"/")) or b".", attrs)
         local = os.fsencode(dest)
         parent = os.path.dirname(local.rstrip(b"/")) or b"."

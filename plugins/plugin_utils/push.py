@@ -772,7 +772,7 @@ class Push:
             self._is_dir(parent),
             self._try_mkdir(self.remote_root),
         )
-        share_files(self.run, self.ch, files_in_flight(self.ch.rtt, self.options.max_files))
+        share_files(self.run, self.ch, self.options.max_files)
         if made:
             existing = None
             self._created(b"")

@@ -170,7 +170,7 @@ async def remove_paths(
     entries in flight per tree (None: twice what the round trip asks for)."""
     for index, path in enumerate(paths):
         if index == 0:  # looked up together with the server's limits (see open_channels)
-            _learned, found = await asyncio.gather(channels.learned(), _lstat(channels, path))
+            _learned, found = await asyncio.gather(channels.measured(), _lstat(channels, path))
         else:
             found = await _lstat(channels, path)
         if isinstance(found, SFTPError):

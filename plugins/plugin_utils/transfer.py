@@ -250,6 +250,7 @@ async def spread_over(channels: Channels, client: SFTPClient) -> list[SFTPClient
     costs CPU on both ends, a loss on a fast link (measured: 1 channel 322 MB/s, 4 channels
     258 MB/s at 0 ms; at 50 ms 1 channel 34 MB/s, 4 channels 82 MB/s).
     """
+    await channels.measured()
     wanted = math.ceil(channels.rtt * SPREAD_TARGET_RATE / CHANNEL_WINDOW)
     if wanted > 1:
         await channels.ready()
@@ -435,6 +436,8 @@ async def receive_file(
     whole = size <= block * CHUNKS_IN_FLIGHT_PER_FILE
     # measured, 2 x 512 MiB at 0 ms: 2.0-2.2 s sharing a channel, 2.6-2.9 s on one each;
     # at 50 ms the windows decide: 7.8 s sharing, 4.7 s on one each
+    if not whole:
+        await channels.measured()
     client = channels.pick() if whole else await channels.pick_large(channels.window_bound)
     async with channels.budget.handle():
         handle = await request(channels, client.open, remote_path, FXF_READ)

@@ -114,8 +114,8 @@ class HookedSession:
         self.spec = inner.spec
         self.hook = hook
 
-    async def open_sftp(self) -> SFTPClient:
-        client: SFTPClient = await self.inner.open_sftp()
+    async def open_sftp(self, *, early: bool = False) -> SFTPClient:
+        client: SFTPClient = await self.inner.open_sftp(early=early)
         self.hook(client)
         return client
 

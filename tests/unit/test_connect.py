@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import api
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     AuthError,
     BecomeError,
@@ -32,6 +33,11 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_TRUNC,
     FXF_WRITE,
     SFTPClient,
+    SFTPError,
+)
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
+    RemoveOptions,
+    TransferOptions,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     BecomeSpec,
@@ -597,6 +603,89 @@ async def test_sftp_server_that_does_not_start() -> None:
         f"the SFTP subsystem on {_sshd_spec(broken).display()} did not start: "
     )
     assert not info.value.unreachable
+
+
+async def test_early_sftp_sends_requests_behind_init(sshd: Sshd, tmp_path: Path) -> None:
+    """open_sftp(early=True) returns before the VERSION answer; requests queued then go out
+    behind INIT and are answered, and the limits asked for that way are the server's."""
+    (tmp_path / "there").write_bytes(b"12345")
+    async with _session(sshd.spec()) as session:
+        sftp = await session.open_sftp(early=True)
+        assert sftp.starting  # returned without reading anything
+        asked = asyncio.gather(sftp.stat(os.fsencode(tmp_path / "there")), sftp.limits())
+        other = await session.open_sftp()
+        try:
+            assert not other.starting  # the default waits for VERSION
+            attrs, limits = await asked
+            await sftp.started()
+            assert attrs.size == 5
+            assert b"limits@openssh.com" in sftp.extensions
+            assert limits == await other.limits()
+            assert limits.max_write > 32768  # the server's, not the defaults
+        finally:
+            await sftp.aclose()
+            await other.aclose()
+
+
+async def test_early_sftp_on_the_asyncssh_server(assh: AsyncSSHServer) -> None:
+    async with _session(_assh_spec(assh)) as session:
+        sftp = await session.open_sftp(early=True)
+        try:
+            assert sftp.starting and sftp.ordered
+            await _write_file(sftp, b"/early", b"behind init")
+            await sftp.started()
+            assert (await sftp.stat(b"/early")).size == len(b"behind init")
+        finally:
+            await sftp.aclose()
+
+
+async def test_early_sftp_refused_reads_as_the_refusal(assh: AsyncSSHServer) -> None:
+    """Requests queued behind INIT on a channel the server refuses fail with the same
+    sentence that started() raises as a ConnectError."""
+    assh.refuse_sftp = True
+    try:
+        async with _session(_assh_spec(assh)) as session:
+            sftp = await session.open_sftp(early=True)
+            with pytest.raises(SFTPError) as queued:
+                await sftp.stat(b"/")
+            with pytest.raises(ConnectError) as info:
+                await sftp.started()
+            assert sftp.closed and sftp.start_error is info.value
+            await sftp.aclose()
+            assert (await session.exec("echo still usable")).rc == 0
+    finally:
+        assh.refuse_sftp = False
+    message = str(info.value)
+    assert message.startswith(f"could not open an SFTP channel on {_assh_spec(assh).display()}: ")
+    assert message.rstrip(".") in str(queued.value)
+    assert not info.value.unreachable
+
+
+async def test_runs_on_an_sftp_server_that_does_not_start(tmp_path: Path) -> None:
+    """push, pull and remove send their first requests behind INIT: when the session does
+    not start, each still fails with the connection's error, not a lost request's."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"x")
+    with sshd_server(sftp_server="/nonexistent/sftp-server") as broken:
+        spec = _sshd_spec(broken)
+        async with _session(spec) as session:
+            runs = {
+                "push": api.push(
+                    session, str(tmp_path / "src"), str(tmp_path / "dest"), TransferOptions()
+                ),
+                "pull": api.pull(
+                    session, str(tmp_path / "src"), str(tmp_path / "back"), TransferOptions()
+                ),
+                "remove": api.remove(session, [str(tmp_path / "src")], RemoveOptions()),
+            }
+            for name, run in runs.items():
+                with pytest.raises(ConnectError) as info:
+                    await run
+                assert str(info.value).startswith(
+                    f"the SFTP subsystem on {spec.display()} did not start: "
+                ), (name, str(info.value))
+    assert (tmp_path / "src" / "f").read_bytes() == b"x"
+    assert not (tmp_path / "dest").exists() and not (tmp_path / "back").exists()
 
 
 async def test_unknown_cipher_is_a_settings_error(sshd: Sshd) -> None:
