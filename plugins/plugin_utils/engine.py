@@ -190,6 +190,13 @@ class Channels:
             self._openers.append(asyncio.ensure_future(self._open_more(starting)))
 
     async def _open_more(self, sessions: Sequence[SessionLike]) -> None:
+        # Not while the first channel's server is still starting: two session starts at
+        # once compete for the server's CPU, and the run waits for the first.
+        try:
+            await self.main.started()
+        except Exception:
+            return
+
         async def one(session: SessionLike) -> None:
             try:
                 client = await session.open_sftp()
