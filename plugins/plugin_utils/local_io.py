@@ -1,5 +1,6 @@
-"""Where batches of small local file reads and writes run: on the event loop while they are
-quick, on a worker thread once they are slow.
+"""Where batches of small local file reads and writes, and listings of small local
+directories, run: on the event loop while they are quick, on a worker thread once they are
+slow.
 
 A batch of cached or tmpfs files takes a few microseconds per file. Handing it to a worker
 thread costs more client CPU than that: the hop, the wake-up of the loop, and the two
@@ -38,8 +39,9 @@ class LocalBatches:
         self._window_seconds = 0.0
         self._window_files = 0
 
-    async def run(self, work: Callable[[], T], files: int) -> T:
-        """work() for a batch of `files` files, on the loop or on a thread."""
+    async def run(self, work: Callable[[], T], files: int | Callable[[T], int]) -> T:
+        """work() for a batch of `files` files (or as many as `files(result)` counts), on
+        the loop or on a thread."""
         if self.on_thread:
             return await asyncio.to_thread(work)
         return self._timed(work, files)
@@ -65,12 +67,15 @@ class LocalBatches:
             result = exc
         done(result)
 
-    def _timed(self, work: Callable[[], T], files: int) -> T:
+    def _timed(self, work: Callable[[], T], files: int | Callable[[T], int]) -> T:
         start = time.perf_counter()
         try:
-            return work()
-        finally:
-            self._judge(time.perf_counter() - start, files)
+            result = work()
+        except BaseException:
+            self._judge(time.perf_counter() - start, files if isinstance(files, int) else 1)
+            raise
+        self._judge(time.perf_counter() - start, files if isinstance(files, int) else files(result))
+        return result
 
     def _judge(self, seconds: float, files: int) -> None:
         self._window_seconds += seconds

@@ -60,6 +60,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
     Entry,
+    LocalListing,
     entry_from_attrs,
     entry_from_stat,
     list_local_dir,
@@ -74,6 +75,17 @@ READ_BATCH_FILES = 32
 READ_BATCH_BYTES = 1 << 20
 READ_BATCH_MAX_FILE = 64 * 1024
 """Larger files are read in their own task, under the byte budget."""
+
+
+INLINE_LISTING_BYTES = 65536
+"""A local directory whose own size is at most this is listed on the event loop while
+listings are quick (see local_io.py): up to a few thousand entries on common file systems,
+a few milliseconds when cached. Listing in a thread made the GIL change hands at every
+system call (measured, 5,000 files in 50 directories at 0 ms: 9 % more client CPU)."""
+
+
+def _listed(listing: LocalListing) -> int:
+    return len(listing.entries) + 1
 
 
 class SourceError(Exception):
@@ -528,13 +540,19 @@ class Push:
             if job.created is not None and not job.created.done():
                 job.created.set_result(made)
 
+    async def _list_local(self, local: bytes, follow: bool, src: Entry) -> LocalListing:
+        """A local directory's entries: on the event loop while that is quick (no thread
+        hop, no GIL taken in turns), on a thread for a large directory or a slow disk."""
+        work = partial(list_local_dir, local, follow, self.local_root)
+        if src.size > INLINE_LISTING_BYTES:
+            return await asyncio.to_thread(work)
+        return await self.local_batches.run(work, _listed)
+
     async def process_dir(self, job: _Job, node: DirNode) -> None:
         local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
         remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
         follow = self.options.links == "follow"
-        listing_task = asyncio.ensure_future(
-            asyncio.to_thread(list_local_dir, local, follow, self.local_root)
-        )
+        listing_task = asyncio.ensure_future(self._list_local(local, follow, job.src))
         unsafe: list[bytes] = []
         existing: dict[bytes, Entry] = {}
         if job.dst is not None:

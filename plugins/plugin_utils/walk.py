@@ -103,7 +103,7 @@ def real_chain(path: bytes, root: bytes) -> set[bytes]:
 
 
 def list_local_dir(path: bytes, follow_links: bool, root: bytes) -> LocalListing:
-    """Entries of one local directory (blocking: run it in a thread)."""
+    """Entries of one local directory (blocking: see Push._list_local)."""
     entries: list[Entry] = []
     escaped: list[bytes] = []
     loops: list[bytes] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import api, local_io, push
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import api, local_io, push, walk
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.chains import LocalStores
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.local_io import LocalBatches
@@ -57,6 +57,55 @@ async def test_files_slow_on_average_send_later_batches_to_a_thread() -> None:
         assert not batches.on_thread
     await batches.run(lambda: time.sleep(seconds), files=per_batch)
     assert batches.on_thread
+
+
+async def test_work_that_counts_its_own_files_is_judged_by_that_count() -> None:
+    """A listing learns its size only when done: `files` may count the result. The same
+    seconds are quick for many entries and slow for few."""
+    seconds = local_io.SLOW_FILE * local_io.WINDOW_FILES * 0.5
+    many, few = LocalBatches(), LocalBatches()
+
+    def listing(entries: int) -> list[int]:
+        time.sleep(seconds)
+        return list(range(entries))
+
+    assert len(await many.run(partial(listing, local_io.WINDOW_FILES), len)) == 64
+    assert not many.on_thread
+    await few.run(partial(listing, 1), len)
+    assert not few.on_thread  # one listing of one entry is not a window yet
+    for _listing in range(local_io.WINDOW_FILES):
+        await few.run(partial(listing, 1), len)
+        if few.on_thread:
+            break
+    assert few.on_thread
+
+
+async def test_push_lists_small_local_directories_on_the_loop(
+    target: Target, session: SSHSession, local_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Directories up to INLINE_LISTING_BYTES are listed without a thread hop; larger
+    ones in a thread; the tree arrives whole either way."""
+    src = local_tmp / "src"
+    for index in range(3):
+        write_file(src / f"d{index}" / "f", pattern(10, index))
+    write_file(src / "f", b"top")
+    on_loop: list[bool] = []
+    real = push.list_local_dir
+
+    def recording(path: bytes, follow_links: bool, root: bytes) -> walk.LocalListing:
+        on_loop.append(threading.get_ident() == loop_thread)
+        return real(path, follow_links, root)
+
+    loop_thread = threading.get_ident()
+    monkeypatch.setattr(push, "list_local_dir", recording)
+    report = await api.push(session, f"{src}/", target.rpath("a"), TransferOptions())
+    assert failures(report) == [] and on_loop == [True] * 4
+    on_loop.clear()
+    monkeypatch.setattr(push, "INLINE_LISTING_BYTES", 0)
+    report = await api.push(session, f"{src}/", target.rpath("b"), TransferOptions())
+    assert failures(report) == [] and on_loop == [False] * 4
+    for name in ("a", "b"):
+        assert_same_tree(src, target.lpath(name))
 
 
 async def test_submit_answers_on_a_later_loop_turn_on_the_loop_and_on_a_thread() -> None:
