@@ -76,6 +76,11 @@ options:
     description:
       - Write each file under a temporary name in the same directory and rename it into place,
         so no file is ever seen half-written at its final name.
+      - A directory tree copied to a destination that does not exist yet is built under a
+        hidden name next to it (C(.pipelined.<name>.part)) and renamed into place once
+        complete; its files are written under their final names inside it, one request and
+        one round trip less each. A run interrupted meanwhile leaves nothing at the
+        destination, and the next run carries on in the hidden directory.
       - V(false) writes files in place, which saves one request per file.
     type: bool
     default: true

@@ -16,7 +16,8 @@ description:
     many SFTP requests in flight across files, so trees of many small files take seconds
     where M(ansible.builtin.copy) takes minutes.
   - Unchanged files (see O(compare)) are skipped, so a second run reports no change.
-  - Files are written under a temporary name and renamed into place (see O(atomic)).
+  - Files are written under a temporary name and renamed into place; a new directory tree is
+    built under a hidden name and renamed into place whole (see O(atomic)).
   - The target needs only an SSH server with SFTP; no Python, no rsync.
 options:
   src:

@@ -266,6 +266,15 @@ class Push:
         self.default_ids: tuple[int | None, int | None] = (None, None)
         self.local_root = b""
         self.remote_root = b""
+        self.final_root: bytes | None = None
+        """Where the tree goes once complete, when it is built under a staging name
+        (`remote_root`) first; None when it is built in place."""
+        self.direct = False
+        """The staging directory is this run's own (its MKDIR made it): files in it are
+        written under their final names, no temporary name and rename each."""
+        self.stage_dirty = False
+        """A file written directly failed and could not be removed: the staged tree must
+        not be moved into place."""
 
     # -- single file ------------------------------------------------------------------
 
@@ -306,7 +315,7 @@ class Push:
                     src.size,
                     src.mtime,
                     self.file_attrs(wanted),
-                    atomic=self.options.atomic,
+                    atomic=self.options.atomic and not self.direct,
                     resume=self.options.resume,
                     block_size=self.options.block_size,
                     large_threshold=self.options.large_file_threshold,
@@ -314,11 +323,22 @@ class Push:
                     data=data,
                 )
             except Exception as exc:
+                if self.direct:
+                    await self._remove_partial(self.ch.main, join(remote_dir, src.name))
                 self.run.fail(rel, exc)
                 return
         else:
             sent = src.size
         self.report.wrote(_show(rel), sent, is_new)
+
+    async def _remove_partial(self, client: SFTPClient, path: bytes) -> None:
+        """Remove a file written directly into the staged tree whose write failed: if it
+        stays, the tree must not be moved into place (it would show a partial file)."""
+        try:
+            await request(self.ch, client.remove, path)
+        except SFTPError as exc:
+            if exc.code != FX_NO_SUCH_FILE:
+                self.stage_dirty = True
 
     def chainable(self, size: int) -> bool:
         """Whether a small file already read can go as a chain of reply callbacks: its
@@ -344,7 +364,8 @@ class Push:
         right behind it (an in-order server runs the MKDIR first)."""
         wanted = self.complete_ids(wanted_file(src, self.options, self.uid, self.gid), dst)
         final = join(remote_dir, src.name)
-        target = join(remote_dir, temp_name(src.name)) if self.options.atomic else final
+        atomic = self.options.atomic and not self.direct
+        target = join(remote_dir, temp_name(src.name)) if atomic else final
         block = self.ch.write_block(self.options.block_size)
         budget = self.ch.budget
         finished = await self.run.reserve_file(node, budget.hold_first)
@@ -355,7 +376,7 @@ class Push:
                 self.report.wrote(_show(rel), len(data), dst is None)
                 finished()
                 return
-            left = target if temp_left and target != final else None
+            left = target if temp_left and (target != final or self.direct) else None
             if behind is None:
                 self.run.follow_up(finished, self._chain_failed(client, left, rel, error))
                 return
@@ -370,7 +391,9 @@ class Push:
     async def _chain_failed(
         self, client: SFTPClient, temp: bytes | None, rel: bytes, error: SFTPError
     ) -> None:
-        if temp is not None:
+        if temp is not None and self.direct:
+            await self._remove_partial(client, temp)
+        elif temp is not None:
             await discard(self.ch, client, temp)
         self.run.fail(rel, error)
 
@@ -506,6 +529,11 @@ class Push:
         async def finalize() -> None:
             if not await _made(job.created):
                 return
+            await set_attrs()
+            if not job.rel and self.final_root is not None:
+                await self._move_into_place(remote, self.final_root)
+
+        async def set_attrs() -> None:
             # Writes inside a directory move its mtime: reset it whenever the run changed.
             moved = wanted.mtime is not None and self.report.changed
             if self.options.check_mode or not (created or differs or moved):
@@ -524,6 +552,19 @@ class Push:
                 await settled(reply)
 
         return finalize
+
+    async def _move_into_place(self, staged: bytes, final: bytes) -> None:
+        """Rename the finished staged tree to its final name (behind its SETSTAT on an
+        in-order channel). A plain SFTP RENAME: it fails rather than replace anything
+        that appeared at the final name meanwhile."""
+        where = f"the tree was left at {display_path(staged)}"
+        if self.stage_dirty:
+            self.run.fail(b".", f"a partly written file could not be removed; {where}")
+            return
+        try:
+            await request(self.ch, self.ch.main.rename, staged, final)
+        except SFTPError as exc:
+            self.run.fail(b".", f"could not move the tree into place ({exc.reason}); {where}")
 
     def add_subdir(self, job: _Job, parent: DirNode) -> None:
         self.run.add_dir(job, parent, self.finalizer(job))
@@ -551,6 +592,9 @@ class Push:
     async def process_dir(self, job: _Job, node: DirNode) -> None:
         local = os.path.join(self.local_root, job.rel) if job.rel else self.local_root
         remote = join(self.remote_root, job.rel) if job.rel else self.remote_root
+        if not job.rel and job.created is not None:
+            # The staged root: its entries follow its MKDIR as a new subdirectory's do.
+            await self.run.start_file(node, self.make_subdir, remote, job, None)
         follow = self.options.links == "follow"
         listing_task = asyncio.ensure_future(self._list_local(local, follow, job.src))
         unsafe: list[bytes] = []
@@ -780,29 +824,66 @@ class Push:
 
     async def push_dir(self, root_entry: Entry) -> None:
         parent = posixpath.dirname(self.remote_root)
-        # The root is looked up, its parent checked and the root created in one round trip,
-        # the same as the server's limits (see open_channels): the MKDIR fails harmlessly
-        # when the root exists (the server answers in order, so the LSTAT still sees what
-        # was there before).
-        _learned, existing, parent_exists, made = await asyncio.gather(
+        staged = self._staging_name()
+        # One round trip, the same as the server's limits (see open_channels): the root,
+        # its parent and its staging name are looked up together. Without staging the
+        # root is also created: the MKDIR fails harmlessly when it exists (the server
+        # answers in order, so the LSTAT still sees what was there before).
+        _learned, existing, parent_exists, made, leftover = await asyncio.gather(
             self.ch.learned(),
             self._lstat_entry(self.remote_root),
             self._is_dir(parent),
-            self._try_mkdir(self.remote_root),
+            self._try_mkdir(self.remote_root) if staged is None else _false(),
+            self._lstat_entry(staged) if staged is not None else _none(),
         )
         share_files(self.run, self.ch, self.options.max_files)
-        if made:
-            existing = None
-            self._created(b"")
-        elif existing is not None and existing.kind != "dir":
+        if existing is not None and existing.kind != "dir":
             raise SourceError(
                 f"the destination {display_path(self.remote_root)} exists and is not a directory"
             )
+        root_created: asyncio.Future[bool] | None = None
+        if made:
+            existing = None
+            self._created(b"")
         elif existing is None:
             if not parent_exists:
                 await self.make_parents(parent)
-            if not await self.make_dir(self.remote_root, b""):
+            if staged is not None and leftover is not None and leftover.kind == "dir":
+                self._stage(staged, direct=False)  # left by an interrupted run: go on
+                existing = leftover
+                self._created(b"")
+            elif staged is not None:
+                self._stage(staged, direct=True)
+                root_created = asyncio.get_running_loop().create_future()
+            elif not await self.make_dir(self.remote_root, b""):
                 return
-        job = _Job(b"", root_entry, existing)
+        job = _Job(b"", root_entry, existing, root_created)
         self.run.add_dir(job, None, self.finalizer(job))
         await self.run.run(self.process_dir)
+
+    def _staging_name(self) -> bytes | None:
+        """Where a new tree is built before it is moved to its final name in one rename:
+        a stable hidden sibling, so that a run after an interruption finds it and goes on
+        (resuming large files). None when the tree is updated in place: check mode, no
+        atomic writes, or a root without a name of its own."""
+        name = posixpath.basename(self.remote_root)
+        if self.options.check_mode or not self.options.atomic or name in (b"", b".", b".."):
+            return None
+        return posixpath.join(posixpath.dirname(self.remote_root), temp_name(name, True))
+
+    def _stage(self, staged: bytes, direct: bool) -> None:
+        """Build the tree at `staged` and move it to the root's name once complete.
+        `direct`: this run made `staged`, so no one else writes in it and its files are
+        written under their final names (one request and one round trip less each; a
+        file that fails is removed). A staging directory left by an earlier run is
+        updated like any existing destination, with a temporary name per file."""
+        self.final_root, self.remote_root = self.remote_root, staged
+        self.direct = direct
+
+
+async def _false() -> bool:
+    return False
+
+
+async def _none() -> None:
+    return None

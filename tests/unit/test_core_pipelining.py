@@ -25,11 +25,13 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXP_CLOSE,
+    FXP_EXTENDED,
     FXP_LSTAT,
     FXP_MKDIR,
     FXP_OPEN,
     FXP_OPENDIR,
     FXP_REALPATH,
+    FXP_RENAME,
     FXP_RMDIR,
     FXP_SETSTAT,
     ServerLimits,
@@ -169,8 +171,12 @@ async def test_push_sends_nested_mkdirs_and_setstats_back_to_back(
         finally:
             await session.aclose()
         assert failures(report) == [] and report.dirs == DEPTH + 1 and report.files == 2 * DEPTH
+        # The destination is new: built under its staging name, whose MKDIR leads the
+        # branch's, its files written under their final names, and one RENAME at the end.
         mkdirs = bed.stats.max_in_flight_by_type[FXP_MKDIR]
-        assert mkdirs == (DEPTH if in_order else 1), bed.stats
+        assert mkdirs == (DEPTH + 1 if in_order else 1), bed.stats
+        assert bed.stats.by_type[FXP_RENAME] == 1
+        assert bed.stats.by_type[FXP_EXTENDED] == 1  # limits@openssh.com; no posix-rename
         setstats = bed.stats.max_in_flight_by_type[FXP_SETSTAT]
         assert setstats == (DEPTH + 1 if in_order else 1), bed.stats
         # The first file (in d0) goes right behind d0's MKDIR on an in-order server, and
