@@ -50,6 +50,10 @@ server's queue), so this is above the ~10,000 files a second measured here: a 5,
 push to tmpfs at 10 ms took 0.70 s after connecting with 900 files in flight, 0.74 s with
 450 (scratch A/B of 5 pairs, `max_files`)."""
 DIR_WORKERS = 16
+SECOND_CHANNEL_AFTER = 256
+"""Small files (or per-entry requests) a tree run picks a channel for before its second
+channel opens: a tree smaller than that would finish before the second session started,
+and the run would then wait for it to close cleanly (40 files at 50 ms: ~35 ms)."""
 
 
 class FailFast(Exception):
@@ -69,8 +73,9 @@ class Channels:
     Work starts on the first channel. The others (each costs the server a session: a
     login shell that starts sftp-server, ~80 ms of CPU on the benchmark machine, whose
     root ~/.bashrc runs `pyenv init`) open only when the run needs them: a second one for the small
-    files of a tree (`start_tree`), the rest for the large files of a tree (`pick_large`).
-    A single small file never waits for them.
+    files of a tree once it has more than SECOND_CHANNEL_AFTER of them (`start_tree`,
+    `pick`), the rest for the large files of a tree (`pick_large`). A single small file
+    never waits for them.
     """
 
     clients: list[SFTPClient]
@@ -83,6 +88,9 @@ class Channels:
     _planned: list[SessionLike] = field(default_factory=list)
     _openers: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
+    _until_second: int = 0
+    """Small files or requests still to pick before the tree's second channel opens."""
+    _when_second: list[Callable[[], None]] = field(default_factory=list)
     _learning: asyncio.Future[None] | None = None
     _limits_known: asyncio.Future[None] | None = None
 
@@ -129,18 +137,31 @@ class Channels:
         return self.rtt > WINDOW_BOUND_RTT
 
     def start_tree(self) -> None:
-        """Mark a tree run and open the small files' second channel now, in the background
-        (once)."""
+        """Mark a tree run: its small files' second channel opens in the background once
+        SECOND_CHANNEL_AFTER of them were picked (once)."""
         if self.tree:
             return
         self.tree = True
-        self.open_planned(SMALL_FILE_CHANNELS - 1)
+        self._until_second = SECOND_CHANNEL_AFTER
 
-    def pick(self) -> SFTPClient:
-        """The channel for a small file or a single request: of the small files' channels,
-        the one with the fewest requests outstanding, so that a channel opening while the
-        first holds a backlog takes the new files until the two are even (see also
-        `share_files`)."""
+    def _open_second(self) -> None:
+        self._until_second = 0
+        self.open_planned(SMALL_FILE_CHANNELS - 1)
+        waiting, self._when_second = self._when_second, []
+        for then in waiting:
+            self.when_opened(then)
+
+    def pick(self, main: bool = False) -> SFTPClient:
+        """The channel for a small file or a single request (`main`: the first channel,
+        counted all the same): of the small files' channels, the one with the fewest
+        requests outstanding, so that a channel opening while the first holds a backlog
+        takes the new files until the two are even (see also `share_files`)."""
+        if self._until_second:
+            self._until_second -= 1
+            if not self._until_second:
+                self._open_second()
+        if main:
+            return self.clients[0]
         count = min(len(self.clients), self.small_file_channels)
         if count == 1:
             return self.clients[0]
@@ -210,12 +231,16 @@ class Channels:
         await asyncio.gather(*(one(session) for session in sessions))
 
     def small_files_opening(self) -> bool:
-        """Whether a tree run's second small-file channel is still opening."""
-        opening = any(not opener.done() for opener in self._openers)
+        """Whether a tree run's second small-file channel is still to open, or opening."""
+        opening = self._until_second > 0 or any(not opener.done() for opener in self._openers)
         return self.tree and opening and len(self.clients) < self.small_file_channels
 
     def when_opened(self, then: Callable[[], None]) -> None:
-        """Call `then` once the channels opening now are open (or failed to)."""
+        """Call `then` once the channels opening now are open (or failed to); for a tree's
+        second channel not asked for yet, once it is."""
+        if self._until_second:
+            self._when_second.append(then)
+            return
         pending = [opener for opener in self._openers if not opener.done()]
         if not pending:
             then()
@@ -224,6 +249,8 @@ class Channels:
 
     async def ready(self) -> None:
         """Open the other channels now and wait until they are open (or failed to)."""
+        if self._until_second:
+            self._open_second()
         self.open_planned()
         if self._openers:
             await asyncio.shield(asyncio.gather(*self._openers))

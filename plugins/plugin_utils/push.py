@@ -369,7 +369,7 @@ class Push:
         block = self.ch.write_block(self.options.block_size)
         budget = self.ch.budget
         finished = await self.run.reserve_file(node, budget.hold_first)
-        client = self.ch.main if behind is not None else self.ch.pick()
+        client = self.ch.pick(main=behind is not None)
 
         def done(error: SFTPError | None, temp_left: bool) -> None:
             if error is None:

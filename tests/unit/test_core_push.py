@@ -14,6 +14,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     SSHSession,
     open_session,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SECOND_CHANNEL_AFTER
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import TransferOptions
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import KIB, MIB
 from tests.fixtures.asyncssh_server import AsyncSSHServer
@@ -175,7 +176,8 @@ async def test_extra_channels_open_only_when_the_run_needs_them(
     core_asyncssh: AsyncSSHServer, local_tmp: Path
 ) -> None:
     """A single file uses one SFTP channel, small or large; the small files of a tree use
-    two, however many; the large files of a tree bring the others (one each).
+    one while there are few (fewer than SECOND_CHANNEL_AFTER), two however many more; the
+    large files of a tree bring the others (one each).
 
     (Channel counts come from the instrumented asyncssh server.)"""
     endpoint = core_asyncssh.endpoint()
@@ -192,11 +194,19 @@ async def test_extra_channels_open_only_when_the_run_needs_them(
         assert core_asyncssh.stats.sftp_sessions - before == 1
 
         tree = local_tmp / "tree"
-        for i in range(200):
+        for i in range(SECOND_CHANNEL_AFTER - 56):
             write_file(tree / f"d{i % 4}" / f"f{i}", pattern(100 + i, seed=i))
-        before = core_asyncssh.stats.sftp_sessions
+        before = core_asyncssh.stats.sftp_sessions  # a small tree: one channel
+        report = await api.push(session, f"{tree}/", f"{remote}/small", TransferOptions())
+        assert failures(report) == [] and report.files == SECOND_CHANNEL_AFTER - 56
+        assert core_asyncssh.stats.sftp_sessions - before == 1
+        assert_same_tree(tree, endpoint.local_root / scratch / "small")
+
+        for i in range(SECOND_CHANNEL_AFTER - 56, 300):
+            write_file(tree / f"d{i % 4}" / f"f{i}", pattern(100 + i, seed=i))
+        before = core_asyncssh.stats.sftp_sessions  # a tree of more files: a second one
         report = await api.push(session, f"{tree}/", f"{remote}/tree", TransferOptions())
-        assert failures(report) == [] and report.files == 200
+        assert failures(report) == [] and report.files == 300
         assert core_asyncssh.stats.sftp_sessions - before == 2
         assert_same_tree(tree, endpoint.local_root / scratch / "tree")
 
@@ -212,7 +222,7 @@ async def test_extra_channels_open_only_when_the_run_needs_them(
             write_file(tree / f"big{i}.bin", pattern(300 * KIB, seed=i))
         before = core_asyncssh.stats.sftp_sessions
         report = await api.push(session, f"{tree}/", f"{remote}/tree2", large)
-        assert failures(report) == [] and report.files == 202
+        assert failures(report) == [] and report.files == 302
         assert core_asyncssh.stats.sftp_sessions - before > 2
         assert_same_tree(tree, endpoint.local_root / scratch / "tree2")
     finally:
