@@ -362,9 +362,14 @@ def _outstanding(client: SFTPClient) -> int:
 
 
 def share_files(
-    run: TreeRun[Any], channels: Channels, configured: int | None, halve: bool = True
+    run: TreeRun[Any],
+    channels: Channels,
+    configured: int | None,
+    halve: bool = True,
+    factor: int = 1,
 ) -> None:
-    """Size a run's files in flight: `configured`, or what the round trip asks for.
+    """Size a run's files in flight: `configured`, or `factor` times what the round trip
+    asks for.
 
     Until the round trip is measured (`Channels.measured`), the run starts with the
     minimum and grows once it is known. With `halve`, while the tree's second channel is
@@ -377,6 +382,8 @@ def share_files(
     def grant() -> None:
         nonlocal granted
         wanted = files_in_flight(channels.rtt, configured)
+        if not configured:
+            wanted *= factor
         if halve and channels.small_files_opening():
             wanted = max(1, wanted // 2)
         if wanted > granted:

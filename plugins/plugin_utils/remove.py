@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
+    MIN_FILES_IN_FLIGHT,
     Channels,
     DirNode,
     TreeRun,
-    files_in_flight,
+    share_files,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.paths import join
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
@@ -58,14 +59,18 @@ async def remove_tree(
     path: bytes,
     report: Report,
     *,
-    max_files: int,
+    max_files: int | None,
     fail_fast: bool,
     check_mode: bool,
     progress: ProgressCallback | None = None,
     display_root: bytes | None = None,
 ) -> None:
-    """Remove the directory `path` and everything below it; counts go to `report`."""
-    run: TreeRun[_Dir] = TreeRun(report, max_files, fail_fast, progress)
+    """Remove the directory `path` and everything below it; counts go to `report`.
+    `max_files`: entries in flight (None: twice what the round trip asks for, from the
+    minimum until it is measured)."""
+    run: TreeRun[_Dir] = TreeRun(report, max_files or MIN_FILES_IN_FLIGHT, fail_fast, progress)
+    if max_files is None:
+        share_files(run, channels, None, halve=False, factor=2)
 
     def rel(full: bytes) -> bytes:
         return full if display_root is None else display_root + full[len(path) :]
@@ -170,7 +175,7 @@ async def remove_paths(
     entries in flight per tree (None: twice what the round trip asks for)."""
     for index, path in enumerate(paths):
         if index == 0:  # looked up together with the server's limits (see open_channels)
-            _learned, found = await asyncio.gather(channels.measured(), _lstat(channels, path))
+            _learned, found = await asyncio.gather(channels.learned(), _lstat(channels, path))
         else:
             found = await _lstat(channels, path)
         if isinstance(found, SFTPError):
@@ -185,7 +190,7 @@ async def remove_paths(
                 channels,
                 path,
                 report,
-                max_files=max_files or files_in_flight(channels.rtt, None) * 2,
+                max_files=max_files,
                 fail_fast=fail_fast,
                 check_mode=check_mode,
                 progress=progress,
