@@ -322,6 +322,7 @@ class Pull:
         try:
             listing = list_remote_dir(self.ch.main, self.ch.budget, remote, unsafe, opened)
             async for chunk in listing:
+                self.ch.listed(len(chunk))
                 for src in chunk:
                     await self.handle_entry(remote, local, job.rel, src, existing, node)
         except SFTPError as exc:

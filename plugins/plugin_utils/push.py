@@ -369,7 +369,7 @@ class Push:
         block = self.ch.write_block(self.options.block_size)
         budget = self.ch.budget
         finished = await self.run.reserve_file(node, budget.hold_first)
-        client = self.ch.pick(main=behind is not None)
+        client = self.ch.main if behind is not None else self.ch.pick()
 
         def done(error: SFTPError | None, temp_left: bool) -> None:
             if error is None:
@@ -612,6 +612,7 @@ class Push:
         except OSError as exc:
             self.run.fail(local, exc)
             return
+        self.ch.listed(len(listing.entries))
         for name in listing.escaped:
             self.run.fail(
                 relative(job.rel, name), "the symlink points outside the source tree; not followed"

@@ -143,6 +143,7 @@ async def remove_tree(
         channels.start_tree()  # a tree's files are removed over two channels
         try:
             async for chunk in list_remote_dir(channels.main, channels.budget, job.path, unsafe):
+                channels.listed(len(chunk))
                 for entry in chunk:
                     full = join(job.path, entry.name)
                     if entry.kind == "dir":
