@@ -27,6 +27,10 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import (
     SSHSession,
     open_session,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
+    RemoveOptions,
+    TransferOptions,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_CREAT,
     FXF_READ,
@@ -34,10 +38,6 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXF_WRITE,
     SFTPClient,
     SFTPError,
-)
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
-    RemoveOptions,
-    TransferOptions,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import (
     BecomeSpec,
