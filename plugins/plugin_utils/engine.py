@@ -288,9 +288,10 @@ async def open_channels(
     planned = [session for session in sessions for _channel in range(max(1, per_session))]
     first = await planned[0].open_sftp(early=True)
     channels = Channels([first], ServerLimits(), Budget(max_requests, MAX_HANDLES))
-    channels._limits_known = asyncio.get_running_loop().create_future()
-    channels._limits_known.add_done_callback(_seen)
-    channels._learning = asyncio.ensure_future(_learn(channels, first, len(planned)))
+    known: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    known.add_done_callback(_seen)
+    channels._limits_known = known
+    channels._learning = asyncio.ensure_future(_learn(channels, first, len(planned), known))
     channels._learning.add_done_callback(_seen)
     channels.open_more(planned[1:])
     if not learn_later:
@@ -308,9 +309,9 @@ def _seen(task: asyncio.Future[None]) -> None:
         task.exception()
 
 
-async def _learn(channels: Channels, first: SFTPClient, planned: int) -> None:
-    known = channels._limits_known
-    assert known is not None
+async def _learn(
+    channels: Channels, first: SFTPClient, planned: int, known: asyncio.Future[None]
+) -> None:
     try:
         await _learn_steps(channels, first, planned, known)
     except BaseException as exc:

@@ -322,10 +322,10 @@ class SFTPClient:
         stream ends or carries something else first, `explain(cause)` gives the error
         `started()` raises, and queued requests fail with its text."""
         loop = asyncio.get_running_loop()
-        self._started = loop.create_future()
-        self._started.add_done_callback(_retrieved)
+        self._started = started = loop.create_future()
+        started.add_done_callback(_retrieved)
         self._writer.write(_U32.pack(5) + bytes([FXP_INIT]) + _U32.pack(3))
-        self._reader_task = loop.create_task(self._handshake_then_read(timeout, explain))
+        self._reader_task = loop.create_task(self._handshake_then_read(started, timeout, explain))
 
     async def started(self) -> None:
         """Wait for the server's VERSION; raise why the session did not start."""
@@ -348,11 +348,10 @@ class SFTPClient:
 
     async def _handshake_then_read(
         self,
+        started: asyncio.Future[None],
         timeout: float | None,
         explain: Callable[[BaseException], Awaitable[BaseException]] | None,
     ) -> None:
-        started = self._started
-        assert started is not None
         try:
             async with asyncio.timeout(timeout):
                 await self._read_version()

@@ -5,6 +5,7 @@ temporary name and rename each, and nothing shows at the destination before it i
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,10 @@ async def test_an_interrupted_new_tree_is_finished_by_the_next_run(
     assert leftovers(target.local) == []
 
 
+def _fails(on_reply: Callable[[Any], None], _reply: Any) -> None:
+    on_reply(SFTPError(FX_FAILURE, "disk trouble"))
+
+
 async def test_a_file_failing_in_a_staged_tree_is_removed_before_the_move(
     target: Target, session: SSHSession, local_tmp: Path
 ) -> None:
@@ -133,9 +138,7 @@ async def test_a_file_failing_in_a_staged_tree_is_removed_before_the_move(
 
                 on_reply = opened
             elif ptype == FXP_WRITE and first_string(payload) in handles:
-                # The WRITE reaches the server, its answer reads as a failure.
-                real_on_reply = on_reply
-                on_reply = lambda _reply: real_on_reply(SFTPError(FX_FAILURE, "disk trouble"))  # noqa: E731
+                on_reply = partial(_fails, on_reply)  # the WRITE is done, its answer says no
             real_send(ptype, payload, on_reply)
 
         client.send = send
