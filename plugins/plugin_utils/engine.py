@@ -34,8 +34,11 @@ PROGRESS_INTERVAL = 2.0
 MIN_FILES_IN_FLIGHT = 128
 MAX_HANDLES = 1024
 SMALL_FILE_CHANNELS = 2
-"""Channels the small files of a tree spread over. Two sftp-server processes create files
-on two cores, which is what bounds a push to disk (measured, 5,000 files at 50 ms: 5.7 s on
+"""Channels the small files of a pushed tree spread over (a pull's take one: the server
+only reads them, and a second session cost more than it gave: 5,000 files to tmpfs took
+0.48 s after connecting on one channel, 0.56 s on two at 0 ms; 0.58 s against 0.62 s at
+10 ms; 1.09 s against 1.13 s at 50 ms). Two sftp-server processes create files on two
+cores, which is what bounds a push to disk (measured, 5,000 files at 50 ms: 5.7 s on
 mostly one channel, 4.0 s on two); more only add session starts, during which sshd relays
 nothing for the open channels, and processes competing for the same cores (5,000 files to
 tmpfs at 0 ms: 0.66-0.70 s on one or two channels, 0.87 s with four open)."""
@@ -89,6 +92,7 @@ class Channels:
     _planned: list[SessionLike] = field(default_factory=list)
     _openers: list[asyncio.Task[None]] = field(default_factory=list)
     _closed: bool = False
+    _small_channels: int = SMALL_FILE_CHANNELS
     _until_second: int = 0
     """Entries still to list before the tree's second channel opens."""
     _when_second: list[Callable[[], None]] = field(default_factory=list)
@@ -129,21 +133,24 @@ class Channels:
 
     @property
     def small_file_channels(self) -> int:
-        """Channels small files spread over: two in a tree run, else one."""
-        return SMALL_FILE_CHANNELS if self.tree else 1
+        """Channels small files spread over: as `start_tree` asked in a tree run, else one."""
+        return self._small_channels if self.tree else 1
 
     @property
     def window_bound(self) -> bool:
         """Whether the round trip lets one channel's window cap a bulk transfer."""
         return self.rtt > WINDOW_BOUND_RTT
 
-    def start_tree(self) -> None:
-        """Mark a tree run: its small files' second channel opens in the background once
-        the run has listed SECOND_CHANNEL_AFTER entries (`listed`; once)."""
+    def start_tree(self, small_file_channels: int = SMALL_FILE_CHANNELS) -> None:
+        """Mark a tree run (once): its large files take a channel each (`pick_large`), and
+        with `small_file_channels` 2 its small files' second channel opens in the
+        background once the run has listed SECOND_CHANNEL_AFTER entries (`listed`)."""
         if self.tree:
             return
         self.tree = True
-        self._until_second = SECOND_CHANNEL_AFTER
+        self._small_channels = small_file_channels
+        if small_file_channels > 1:
+            self._until_second = SECOND_CHANNEL_AFTER
 
     def _open_second(self) -> None:
         self._until_second = 0

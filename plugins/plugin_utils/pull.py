@@ -460,7 +460,7 @@ class Pull:
                 ) from None
         existing = list_local_dir_or_empty(parent).get(os.path.basename(local.rstrip(b"/")))
         if root.kind == "dir":
-            self.ch.start_tree()
+            self.ch.start_tree(small_file_channels=1)
             self.remote_root = remote.rstrip(b"/") or b"/"
             self.local_root = local.rstrip(b"/") or b"/"
             if existing is not None and existing.kind != "dir":

@@ -172,6 +172,30 @@ async def test_large_file_over_two_connections(
     assert leftovers(target.local) == []
 
 
+async def test_a_pulled_tree_reads_its_small_files_over_one_channel(
+    core_asyncssh: AsyncSSHServer, local_tmp: Path
+) -> None:
+    """The server only reads a pull's small files: one sftp-server does, however many
+    (a pushed tree of as many opens a second; see the test below)."""
+    endpoint = core_asyncssh.endpoint()
+    scratch = f"pull-channels-{uuid.uuid4().hex[:8]}"
+    tree = endpoint.local_root / scratch
+    count = SECOND_CHANNEL_AFTER + 44
+    for i in range(count):
+        write_file(tree / f"d{i % 4}" / f"f{i}", pattern(100 + i, seed=i))
+    session = await open_session(spec_for(endpoint))
+    try:
+        before = core_asyncssh.stats.sftp_sessions
+        remote = f"{endpoint.remote_root.rstrip('/')}/{scratch}"
+        report = await api.pull(session, remote, str(local_tmp / "back"), TransferOptions())
+        assert failures(report) == [] and report.files == count
+        assert core_asyncssh.stats.sftp_sessions - before == 1
+        assert_same_tree(tree, local_tmp / "back")
+    finally:
+        await session.aclose()
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 async def test_extra_channels_open_only_when_the_run_needs_them(
     core_asyncssh: AsyncSSHServer, local_tmp: Path
 ) -> None:
