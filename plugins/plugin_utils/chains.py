@@ -93,8 +93,12 @@ class _OnHandle:
             budget.release_handle()
             self._failed(exc, opened=False)
             return
-        self._held = self._waiting = self.requests(self._size, self._block)
+        self._held = self._waiting = self._body_requests()
         budget.when_free(self._held, partial(self._send_body, handle))
+
+    def _body_requests(self) -> int:
+        """Requests `_body` sends (at most `requests(size, block)`)."""
+        return self.requests(self._size, self._block)
 
     def _send_body(self, handle: bytes) -> None:
         # Sent in one go, so no reply can arrive before all are counted; only the first
@@ -196,8 +200,13 @@ class SmallWrite(_OnHandle):
 
 
 class SmallRead(_OnHandle):
-    """Read one small file whole: OPEN; then every READ, one more past the end (to notice a
-    file that grew) and the CLOSE back to back. The caller also holds the file's bytes."""
+    """Read one small file whole: OPEN; then every READ and the CLOSE back to back. The
+    caller also holds the file's bytes.
+
+    A file that grew shows in the last READ, which asks for a whole block, when the file
+    does not end on a block boundary and the server answers a READ in full up to the end of
+    a file (OpenSSH's and asyncssh's: `ordered`). Otherwise one more READ, past the end,
+    shows it (an empty file, a size that is a multiple of the block, other servers)."""
 
     __slots__ = ("_chunks", "_done")
 
@@ -220,8 +229,17 @@ class SmallRead(_OnHandle):
     def _failed(self, exc: SFTPError, opened: bool) -> None:
         self._done(exc)
 
+    def _offsets(self) -> list[int]:
+        offsets = list(range(0, self._size, self._block))
+        if not offsets or self._size % self._block == 0 or not self._client.ordered:
+            offsets.append(self._size)  # past the end
+        return offsets
+
+    def _body_requests(self) -> int:
+        return len(self._offsets()) + 1
+
     def _body(self, handle: bytes) -> None:
-        offsets = [*range(0, self._size, self._block), self._size]
+        offsets = self._offsets()
         self._chunks = [b""] * len(offsets)
         client = self._client
         for index, at in enumerate(offsets):
@@ -245,8 +263,9 @@ class SmallRead(_OnHandle):
 
     def _checked(self) -> list[bytes] | BaseException:
         """The file's chunks, or why they are not the file as listed."""
-        *chunks, past_end = self._chunks
-        self._chunks = []
+        chunks, self._chunks = self._chunks, []
+        content_reads = -(-self._size // self._block)
+        past_end = chunks.pop() if len(chunks) > content_reads else b""
         for index, chunk in enumerate(chunks):
             if len(chunk) < min(self._block, self._size - index * self._block):
                 return (

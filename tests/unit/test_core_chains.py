@@ -163,3 +163,26 @@ async def test_push_onto_a_full_disk_leaves_no_partial_file(
         assert leftovers(full) == []
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.parametrize("target", ["asyncssh"], indirect=True)
+async def test_a_pulled_small_file_needs_no_read_past_its_end(
+    target: Target, session: SSHSession, local_tmp: Path, core_asyncssh: AsyncSSHServer
+) -> None:
+    """On a server that answers a READ in full up to the end of a file, the last READ
+    asks for a whole block, so a file that grew shows there: one READ for a file of less
+    than a block, and a READ past the end only for an empty file or one that ends on a
+    block boundary."""
+    block = 16 * KIB
+    tree = target.lpath("tree")
+    reads_for = {1: 1, 5000: 1, block - 1: 1, block: 2, 2 * block: 3, 0: 1}
+    for size in reads_for:
+        write_file(tree / f"f{size}", pattern(size, seed=size))
+    set_tree_times(tree)
+    before = core_asyncssh.stats.by_type[FXP_READ]
+    report = await api.pull(
+        session, target.rpath("tree"), str(local_tmp / "back"), TransferOptions(block_size=block)
+    )
+    assert failures(report) == [] and report.files == len(reads_for)
+    assert core_asyncssh.stats.by_type[FXP_READ] - before == sum(reads_for.values())
+    assert_same_tree(tree, local_tmp / "back")
