@@ -229,17 +229,17 @@ class SmallRead(_OnHandle):
     def _failed(self, exc: SFTPError, opened: bool) -> None:
         self._done(exc)
 
-    def _offsets(self) -> list[int]:
-        offsets = list(range(0, self._size, self._block))
-        if not offsets or self._size % self._block == 0 or not self._client.ordered:
-            offsets.append(self._size)  # past the end
-        return offsets
+    def _reads_past_end(self) -> bool:
+        """Whether the last content READ cannot show a file that grew (see the class)."""
+        return self._size % self._block == 0 or not self._client.ordered
 
     def _body_requests(self) -> int:
-        return len(self._offsets()) + 1
+        return -(-self._size // self._block) + self._reads_past_end() + 1
 
     def _body(self, handle: bytes) -> None:
-        offsets = self._offsets()
+        offsets = list(range(0, self._size, self._block))
+        if self._reads_past_end():
+            offsets.append(self._size)
         self._chunks = [b""] * len(offsets)
         client = self._client
         for index, at in enumerate(offsets):
@@ -264,8 +264,7 @@ class SmallRead(_OnHandle):
     def _checked(self) -> list[bytes] | BaseException:
         """The file's chunks, or why they are not the file as listed."""
         chunks, self._chunks = self._chunks, []
-        content_reads = -(-self._size // self._block)
-        past_end = chunks.pop() if len(chunks) > content_reads else b""
+        past_end = chunks.pop() if self._reads_past_end() else b""
         for index, chunk in enumerate(chunks):
             if len(chunk) < min(self._block, self._size - index * self._block):
                 return (

@@ -30,6 +30,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     SFTPClient,
     SFTPError,
     answers_in_order,
+    mark_retrieved,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.spec import BecomeSpec, ConnectionSpec
 
@@ -810,7 +811,7 @@ class SSHSession:
                 **kwargs,
             )
         )
-        request.add_done_callback(_quiet)
+        request.add_done_callback(mark_retrieved)
         waits: list[asyncio.Future[Any]] = [session.opened, request]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -858,12 +859,6 @@ class _EarlyChannel:
     stderr: asyncssh.SSHReader[bytes]
     request: asyncio.Future[Any]
     """The session request's outcome: raises ChannelOpenError if the server refused it."""
-
-
-def _quiet(task: asyncio.Future[Any]) -> None:
-    """Mark a task's exception as seen (its caller reports it another way)."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _as_coroutine(step: Awaitable[T]) -> T:

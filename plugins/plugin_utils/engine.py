@@ -24,6 +24,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     SFTPClient,
     SFTPError,
     display_path,
+    mark_retrieved,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import (
     Progress,
@@ -297,10 +298,10 @@ async def open_channels(
     first = await planned[0].open_sftp(early=True)
     channels = Channels([first], ServerLimits(), Budget(max_requests, MAX_HANDLES))
     known: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    known.add_done_callback(_seen)
+    known.add_done_callback(mark_retrieved)
     channels._limits_known = known
     channels._learning = asyncio.ensure_future(_learn(channels, first, len(planned), known))
-    channels._learning.add_done_callback(_seen)
+    channels._learning.add_done_callback(mark_retrieved)
     channels.open_more(planned[1:])
     if not learn_later:
         try:
@@ -309,12 +310,6 @@ async def open_channels(
             await first.aclose()
             raise
     return channels
-
-
-def _seen(task: asyncio.Future[None]) -> None:
-    """Mark a failure as retrieved: `learned()` re-raises it to whoever waits."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _learn(

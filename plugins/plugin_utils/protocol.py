@@ -104,6 +104,13 @@ class SFTPError(Exception):
         super().__init__(text)
 
 
+def mark_retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (whoever needs it gets it another way), so
+    asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 def display_path(path: bytes | str | None) -> str:
     """A path for humans; undecodable bytes shown as escapes."""
     if path is None:
@@ -323,7 +330,7 @@ class SFTPClient:
         `started()` raises, and queued requests fail with its text."""
         loop = asyncio.get_running_loop()
         self._started = started = loop.create_future()
-        started.add_done_callback(_retrieved)
+        started.add_done_callback(mark_retrieved)
         self._writer.write(_U32.pack(5) + bytes([FXP_INIT]) + _U32.pack(3))
         self._reader_task = loop.create_task(self._handshake_then_read(started, timeout, explain))
 
@@ -795,11 +802,6 @@ __all__: list[Any] = [
     "SFTPError",
     "ServerLimits",
     "display_path",
+    "mark_retrieved",
     "has_extension",
 ]
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    """Mark a start failure as seen: `started()` raises it to whoever asks."""
-    if not future.cancelled():
-        future.exception()

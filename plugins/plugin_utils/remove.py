@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
-    MIN_FILES_IN_FLIGHT,
     Channels,
     DirNode,
     TreeRun,
@@ -68,9 +67,8 @@ async def remove_tree(
     """Remove the directory `path` and everything below it; counts go to `report`.
     `max_files`: entries in flight (None: twice what the round trip asks for, from the
     minimum until it is measured)."""
-    run: TreeRun[_Dir] = TreeRun(report, max_files or MIN_FILES_IN_FLIGHT, fail_fast, progress)
-    if max_files is None:
-        share_files(run, channels, None, halve=False, factor=2)
+    run: TreeRun[_Dir] = TreeRun(report, 0, fail_fast, progress)
+    share_files(run, channels, max_files, halve=False, factor=2)
 
     def rel(full: bytes) -> bytes:
         return full if display_root is None else display_root + full[len(path) :]
