@@ -802,6 +802,6 @@ __all__: list[Any] = [
     "SFTPError",
     "ServerLimits",
     "display_path",
-    "mark_retrieved",
     "has_extension",
+    "mark_retrieved",
 ]
