@@ -39,6 +39,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.plan import (
     wanted_dir,
     wanted_file,
 )
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.prefetch import LocalPrefetch
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FX_NO_SUCH_FILE,
     POSIX_RENAME,
@@ -203,10 +204,7 @@ class _SmallFiles:
         batch, self.batch, self.bytes = self.batch, [], 0
         if not batch:
             return
-        wanted = [(src.name, src.size, src.mtime) for src, _rel, _dst in batch]
-        loaded = await self.push.local_batches.run(
-            partial(read_many, self.local, wanted), len(wanted)
-        )
+        loaded = await self._read(batch)
         for (src, rel, dst), data in zip(batch, loaded, strict=True):
             if isinstance(data, Exception):
                 self.push.run.fail(rel, data)
@@ -220,6 +218,28 @@ class _SmallFiles:
                 )
             else:
                 await self._start(src, rel, dst, data)
+
+    async def _read(
+        self, batch: list[tuple[Entry, bytes, Entry | None]]
+    ) -> list[bytes | Exception]:
+        """The contents of a batch's files: read ahead (`LocalPrefetch`), or now."""
+        prefetch = self.push.prefetch
+        ahead = [
+            prefetch.data(os.path.join(self.local, src.name)) if prefetch is not None else None
+            for src, _rel, _dst in batch
+        ]
+        wanted = [
+            (src.name, src.size, src.mtime)
+            for (src, _rel, _dst), data in zip(batch, ahead, strict=True)
+            if data is None
+        ]
+        read: list[bytes | Exception] = []
+        if wanted:
+            read = await self.push.local_batches.run(
+                partial(read_many, self.local, wanted), len(wanted)
+            )
+        now = iter(read)
+        return [data if data is not None else next(now) for data in ahead]
 
     def _unanswered_mkdir(self) -> asyncio.Future[bool] | None:
         """This directory's MKDIR, when a file can go right behind it: sent, not answered
@@ -261,6 +281,7 @@ class Push:
         )
         self.extra = extra_channels
         self.local_batches = LocalBatches()
+        self.prefetch: LocalPrefetch | None = None
         self.uid: int | None = None
         self.gid: int | None = None
         self.default_ids: tuple[int | None, int | None] = (None, None)
@@ -584,6 +605,9 @@ class Push:
     async def _list_local(self, local: bytes, follow: bool, src: Entry) -> LocalListing:
         """A local directory's entries: on the event loop while that is quick (no thread
         hop, no GIL taken in turns), on a thread for a large directory or a slow disk."""
+        prefetched = self.prefetch.listing(local) if self.prefetch is not None else None
+        if prefetched is not None:
+            return prefetched
         work = partial(list_local_dir, local, follow, self.local_root)
         if src.size > INLINE_LISTING_BYTES:
             return await asyncio.to_thread(work)
@@ -826,17 +850,28 @@ class Push:
     async def push_dir(self, root_entry: Entry) -> None:
         parent = posixpath.dirname(self.remote_root)
         staged = self._staging_name()
+        self.prefetch = LocalPrefetch(
+            self.local_root,
+            root_entry.size,
+            self.options.links == "follow",
+            INLINE_LISTING_BYTES,
+            0 if self.options.check_mode else READ_BATCH_MAX_FILE,
+        )
+        self.prefetch.start()
         # One round trip, the same as the server's limits (see open_channels): the root,
         # its parent and its staging name are looked up together. Without staging the
         # root is also created: the MKDIR fails harmlessly when it exists (the server
         # answers in order, so the LSTAT still sees what was there before).
-        _learned, existing, parent_exists, made, leftover = await asyncio.gather(
-            self.ch.learned(),
-            self._lstat_entry(self.remote_root),
-            self._is_dir(parent),
-            self._try_mkdir(self.remote_root) if staged is None else _false(),
-            self._lstat_entry(staged) if staged is not None else _none(),
-        )
+        try:
+            _learned, existing, parent_exists, made, leftover = await asyncio.gather(
+                self.ch.learned(),
+                self._lstat_entry(self.remote_root),
+                self._is_dir(parent),
+                self._try_mkdir(self.remote_root) if staged is None else _false(),
+                self._lstat_entry(staged) if staged is not None else _none(),
+            )
+        finally:
+            self.prefetch.stop()
         share_files(self.run, self.ch, self.options.max_files)
         if existing is not None and existing.kind != "dir":
             raise SourceError(

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import api, local_io, push, walk
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import (
+    api,
+    local_io,
+    prefetch,
+    push,
+    walk,
+)
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.chains import LocalStores
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.connect import SSHSession
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.local_io import LocalBatches
@@ -98,6 +104,7 @@ async def test_push_lists_small_local_directories_on_the_loop(
 
     loop_thread = threading.get_ident()
     monkeypatch.setattr(push, "list_local_dir", recording)
+    monkeypatch.setattr(prefetch, "list_local_dir", recording)  # the push lists ahead too
     report = await api.push(session, f"{src}/", target.rpath("a"), TransferOptions())
     assert failures(report) == [] and on_loop == [True] * 4
     on_loop.clear()
@@ -193,6 +200,7 @@ async def test_push_of_cached_small_files_reads_them_on_the_event_loop(
         return real_read_many(directory, files)
 
     monkeypatch.setattr(push, "read_many", read_many)
+    monkeypatch.setattr(prefetch, "read_many", read_many)  # the push reads ahead too
     report = await api.push(session, f"{src}/", target.rpath("dst"), TransferOptions())
     assert failures(report) == [] and report.files == 150
     assert_same_tree(src, target.lpath("dst"))
