@@ -37,8 +37,8 @@ class LocalPrefetch:
         follow_links: bool,
         list_up_to: int,
         read_up_to: int,
-        max_files: int = PREFETCH_FILES,
-        max_bytes: int = PREFETCH_BYTES,
+        max_files: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self._root = root
         self._root_size = root_size
@@ -48,8 +48,8 @@ class LocalPrefetch:
         push gives them (see `Push._list_local`)."""
         self._read_up_to = read_up_to
         """Files larger than this are not read (0: only list)."""
-        self._max_files = max_files
-        self._max_bytes = max_bytes
+        self._max_files = PREFETCH_FILES if max_files is None else max_files
+        self._max_bytes = PREFETCH_BYTES if max_bytes is None else max_bytes
         self._listings: dict[bytes, LocalListing] = {}
         self._data: dict[bytes, bytes | Exception] = {}
         self.files = 0
