@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import deque
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.transfer import read_many
@@ -24,6 +25,9 @@ PREFETCH_FILES = 4096
 PREFETCH_BYTES = 16 * 1024 * 1024
 READ_STEP = 32
 """Files read between two turns of the event loop: its replies are not kept waiting."""
+SLOW_STEP = 0.01
+"""Seconds a listing or a step of reads may take before the prefetch stops: a cold or slow
+disk would hold up the event loop (the push then reads on a thread, see local_io.py)."""
 
 
 class LocalPrefetch:
@@ -55,6 +59,8 @@ class LocalPrefetch:
         self.files = 0
         """Files read so far (their data may have been handed over since)."""
         self.bytes = 0
+        self.slow = False
+        """A step took longer than SLOW_STEP: the prefetch stopped early."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,7 +81,11 @@ class LocalPrefetch:
         return self._data.pop(path, None)
 
     def _full(self) -> bool:
-        return self.files >= self._max_files or self.bytes >= self._max_bytes
+        return self.slow or self.files >= self._max_files or self.bytes >= self._max_bytes
+
+    def _timed(self, started: float) -> None:
+        if time.monotonic() - started > SLOW_STEP:
+            self.slow = True
 
     async def _walk(self) -> None:
         directories = deque([(self._root, self._root_size)])
@@ -83,16 +93,18 @@ class LocalPrefetch:
             path, size = directories.popleft()
             if size > self._list_up_to:
                 continue
+            started = time.monotonic()
             try:
                 listing = list_local_dir(path, self._follow, self._root)
             except OSError:
                 continue  # the push lists it again and reports why it cannot
+            self._timed(started)
             self._listings[path] = listing
             for entry in listing.entries:
                 if entry.kind == "dir":
                     directories.append((os.path.join(path, entry.name), entry.size))
             await asyncio.sleep(0)
-            if self._read_up_to:
+            if self._read_up_to and not self.slow:
                 await self._read(path, listing)
 
     async def _read(self, path: bytes, listing: LocalListing) -> None:
@@ -105,7 +117,10 @@ class LocalPrefetch:
             if self._full():
                 return
             step = wanted[start : start + min(READ_STEP, self._max_files - self.files)]
-            for (name, _size, _mtime), loaded in zip(step, read_many(path, step), strict=True):
+            started = time.monotonic()
+            loaded_step = read_many(path, step)
+            self._timed(started)
+            for (name, _size, _mtime), loaded in zip(step, loaded_step, strict=True):
                 self._data[os.path.join(path, name)] = loaded
                 self.files += 1
                 if isinstance(loaded, bytes):

@@ -6,6 +6,9 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
+
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import prefetch
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.prefetch import LocalPrefetch
 from tests.unit.core_helpers import pattern, write_file
 
@@ -65,3 +68,19 @@ async def test_prefetch_reports_a_file_that_changed_since_it_was_listed(local_tm
     write_file(root / "f", b"123456")
     await _finished(prefetch, started=True)
     assert isinstance(prefetch.data(os.path.join(broot, b"f")), Exception)
+
+
+async def test_prefetch_stops_after_a_slow_step(
+    local_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a disk slow enough to hold up the event loop, the prefetch stops and leaves the
+    rest to the push (which reads on a thread then)."""
+    root = local_tmp / "src"
+    _tree(root)
+    broot = os.fsencode(root)
+    monkeypatch.setattr(prefetch, "SLOW_STEP", -1.0)  # every step counts as slow
+    slow = LocalPrefetch(broot, os.stat(root).st_size, False, 1 << 20, 4096)
+    await _finished(slow)
+    assert slow.slow and slow.files == 0
+    assert slow.listing(broot) is not None  # what it did is still handed over
+    assert slow.listing(os.path.join(broot, b"d0")) is None
