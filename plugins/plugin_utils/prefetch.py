@@ -55,7 +55,8 @@ class LocalPrefetch:
         self._max_files = PREFETCH_FILES if max_files is None else max_files
         self._max_bytes = PREFETCH_BYTES if max_bytes is None else max_bytes
         self._listings: dict[bytes, LocalListing] = {}
-        self._data: dict[bytes, bytes | Exception] = {}
+        self._data: dict[bytes, dict[bytes, bytes | Exception]] = {}
+        """Contents read, by directory and name."""
         self.files = 0
         """Files read so far (their data may have been handed over since)."""
         self.bytes = 0
@@ -75,10 +76,15 @@ class LocalPrefetch:
         """The listing of `path`, if it was made (once)."""
         return self._listings.pop(path, None)
 
-    def data(self, path: bytes) -> bytes | Exception | None:
+    def data(self, directory: bytes, name: bytes) -> bytes | Exception | None:
         """What reading the file at `path` gave, if it was read (once): its bytes, or why
         they could not be read, as `read_many` says."""
-        return self._data.pop(path, None)
+        read = self._data.get(directory)
+        return read.pop(name, None) if read is not None else None
+
+    def forget(self, directory: bytes) -> None:
+        """Drop what is left of `directory`'s contents (files the push did not send)."""
+        self._data.pop(directory, None)
 
     def _full(self) -> bool:
         return self.slow or self.files >= self._max_files or self.bytes >= self._max_bytes
@@ -121,7 +127,7 @@ class LocalPrefetch:
             loaded_step = read_many(path, step)
             self._timed(started)
             for (name, _size, _mtime), loaded in zip(step, loaded_step, strict=True):
-                self._data[os.path.join(path, name)] = loaded
+                self._data.setdefault(path, {})[name] = loaded
                 self.files += 1
                 if isinstance(loaded, bytes):
                     self.bytes += len(loaded)

@@ -225,7 +225,7 @@ class _SmallFiles:
         """The contents of a batch's files: read ahead (`LocalPrefetch`), or now."""
         prefetch = self.push.prefetch
         ahead = [
-            prefetch.data(os.path.join(self.local, src.name)) if prefetch is not None else None
+            prefetch.data(self.local, src.name) if prefetch is not None else None
             for src, _rel, _dst in batch
         ]
         wanted = [
@@ -696,6 +696,8 @@ class Push:
             else:
                 self.report.specials += 1
         await small.flush()
+        if self.prefetch is not None:
+            self.prefetch.forget(local)
         for start in range(0, len(checksum_candidates), CHECKSUM_BATCH):
             batch = checksum_candidates[start : start + CHECKSUM_BATCH]
             await self.checksum_batch(local, remote, job.rel, batch, node)

@@ -38,9 +38,13 @@ async def test_prefetch_hands_over_listings_and_contents_once(local_tmp: Path) -
     assert listing is not None
     assert sorted(e.name for e in listing.entries) == [b"big", b"d0", b"d1", b"d2", b"d3", b"top"]
     assert prefetch.listing(broot) is None
-    assert prefetch.data(os.path.join(broot, b"d1", b"f5")) == pattern(105, seed=5)
-    assert prefetch.data(os.path.join(broot, b"d1", b"f5")) is None
-    assert prefetch.data(os.path.join(broot, b"big")) is None  # above read_up_to
+    d1 = os.path.join(broot, b"d1")
+    assert prefetch.data(d1, b"f5") == pattern(105, seed=5)
+    assert prefetch.data(d1, b"f5") is None
+    assert prefetch.data(broot, b"big") is None  # above read_up_to
+    assert prefetch.data(d1, b"f9") == pattern(109, seed=9)
+    prefetch.forget(d1)
+    assert prefetch.data(d1, b"f13") is None
     assert prefetch.files == 41 and prefetch.bytes == sum(100 + i for i in range(40)) + 3
 
 
@@ -67,7 +71,7 @@ async def test_prefetch_reports_a_file_that_changed_since_it_was_listed(local_tm
         await asyncio.sleep(0)
     write_file(root / "f", b"123456")
     await _finished(prefetch, started=True)
-    assert isinstance(prefetch.data(os.path.join(broot, b"f")), Exception)
+    assert isinstance(prefetch.data(broot, b"f"), Exception)
 
 
 async def test_prefetch_stops_after_a_slow_step(
