@@ -23,6 +23,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.walk import (
 
 PREFETCH_FILES = 4096
 PREFETCH_BYTES = 16 * 1024 * 1024
+PREFETCH_ENTRIES = 16384
+"""Entries listed at most (a tree of empty directories reads no file, yet must stop)."""
 READ_STEP = 32
 """Files read between two turns of the event loop: its replies are not kept waiting."""
 SLOW_STEP = 0.01
@@ -59,6 +61,8 @@ class LocalPrefetch:
         """Contents read, by directory and name."""
         self.files = 0
         """Files read so far (their data may have been handed over since)."""
+        self.entries = 0
+        """Entries listed so far."""
         self.bytes = 0
         self.slow = False
         """A step took longer than SLOW_STEP: the prefetch stopped early."""
@@ -77,8 +81,8 @@ class LocalPrefetch:
         return self._listings.pop(path, None)
 
     def data(self, directory: bytes, name: bytes) -> bytes | Exception | None:
-        """What reading the file at `path` gave, if it was read (once): its bytes, or why
-        they could not be read, as `read_many` says."""
+        """What reading the file `name` of `directory` gave, if it was read (once): its
+        bytes, or why they could not be read, as `read_many` says."""
         read = self._data.get(directory)
         return read.pop(name, None) if read is not None else None
 
@@ -87,7 +91,12 @@ class LocalPrefetch:
         self._data.pop(directory, None)
 
     def _full(self) -> bool:
-        return self.slow or self.files >= self._max_files or self.bytes >= self._max_bytes
+        return (
+            self.slow
+            or self.files >= self._max_files
+            or self.bytes >= self._max_bytes
+            or self.entries >= PREFETCH_ENTRIES
+        )
 
     def _timed(self, started: float) -> None:
         if time.monotonic() - started > SLOW_STEP:
@@ -106,6 +115,7 @@ class LocalPrefetch:
                 continue  # the push lists it again and reports why it cannot
             self._timed(started)
             self._listings[path] = listing
+            self.entries += len(listing.entries)
             for entry in listing.entries:
                 if entry.kind == "dir":
                     directories.append((os.path.join(path, entry.name), entry.size))

@@ -12,6 +12,8 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils import prefetch
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.prefetch import LocalPrefetch
 from tests.unit.core_helpers import pattern, write_file
 
+pytest_plugins = ("tests.unit.core_fixtures",)
+
 
 def _tree(root: Path) -> None:
     for index in range(40):
@@ -48,13 +50,22 @@ async def test_prefetch_hands_over_listings_and_contents_once(local_tmp: Path) -
     assert prefetch.files == 41 and prefetch.bytes == sum(100 + i for i in range(40)) + 3
 
 
-async def test_prefetch_stops_at_its_caps_and_skips_large_directories(local_tmp: Path) -> None:
+async def test_prefetch_stops_at_its_caps_and_skips_large_directories(
+    local_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = local_tmp / "src"
     _tree(root)
     broot = os.fsencode(root)
     capped = LocalPrefetch(broot, os.stat(root).st_size, False, 1 << 20, 4096, max_files=7)
     await _finished(capped)
     assert capped.files == 7
+    for index in range(30):
+        (root / "d0" / f"empty{index}").mkdir()
+    monkeypatch.setattr(prefetch, "PREFETCH_ENTRIES", 10)
+    few = LocalPrefetch(broot, os.stat(root).st_size, False, 1 << 20, 0)  # listings only
+    await _finished(few)
+    assert few.files == 0 and 10 <= few.entries < 10 + 40
+    assert few.listing(os.path.join(broot, b"d0", b"empty0")) is None
     unlisted = LocalPrefetch(broot, os.stat(root).st_size, False, 0, 4096)
     await _finished(unlisted)
     assert unlisted.listing(broot) is None and unlisted.files == 0
