@@ -43,8 +43,6 @@ class LocalPrefetch:
         follow_links: bool,
         list_up_to: int,
         read_up_to: int,
-        max_files: int | None = None,
-        max_bytes: int | None = None,
     ) -> None:
         self._root = root
         self._root_size = root_size
@@ -54,8 +52,6 @@ class LocalPrefetch:
         push gives them (see `Push._list_local`)."""
         self._read_up_to = read_up_to
         """Files larger than this are not read (0: only list)."""
-        self._max_files = PREFETCH_FILES if max_files is None else max_files
-        self._max_bytes = PREFETCH_BYTES if max_bytes is None else max_bytes
         self._listings: dict[bytes, LocalListing] = {}
         self._data: dict[bytes, dict[bytes, bytes | Exception]] = {}
         """Contents read, by directory and name."""
@@ -93,8 +89,8 @@ class LocalPrefetch:
     def _full(self) -> bool:
         return (
             self.slow
-            or self.files >= self._max_files
-            or self.bytes >= self._max_bytes
+            or self.files >= PREFETCH_FILES
+            or self.bytes >= PREFETCH_BYTES
             or self.entries >= PREFETCH_ENTRIES
         )
 
@@ -129,15 +125,16 @@ class LocalPrefetch:
             for entry in listing.entries
             if entry.kind == "file" and entry.size <= self._read_up_to
         ]
+        read = self._data.setdefault(path, {})
         for start in range(0, len(wanted), READ_STEP):
             if self._full():
                 return
-            step = wanted[start : start + min(READ_STEP, self._max_files - self.files)]
+            step = wanted[start : start + min(READ_STEP, PREFETCH_FILES - self.files)]
             started = time.monotonic()
             loaded_step = read_many(path, step)
             self._timed(started)
             for (name, _size, _mtime), loaded in zip(step, loaded_step, strict=True):
-                self._data.setdefault(path, {})[name] = loaded
+                read[name] = loaded
                 self.files += 1
                 if isinstance(loaded, bytes):
                     self.bytes += len(loaded)

@@ -56,7 +56,8 @@ async def test_prefetch_stops_at_its_caps_and_skips_large_directories(
     root = local_tmp / "src"
     _tree(root)
     broot = os.fsencode(root)
-    capped = LocalPrefetch(broot, os.stat(root).st_size, False, 1 << 20, 4096, max_files=7)
+    monkeypatch.setattr(prefetch, "PREFETCH_FILES", 7)
+    capped = LocalPrefetch(broot, os.stat(root).st_size, False, 1 << 20, 4096)
     await _finished(capped)
     assert capped.files == 7
     for index in range(30):

@@ -1,10 +1,10 @@
-"""engine.Slots: the files-in-flight counter of a tree run."""
+"""budget.Lane with one slot at a time: the files-in-flight counter of a tree run."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import Slots
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.budget import Lane
 
 
 async def _settle() -> None:
@@ -13,7 +13,7 @@ async def _settle() -> None:
 
 
 async def test_slots_are_handed_to_waiters_in_order() -> None:
-    slots = Slots(2)
+    slots = Lane(2)
     await slots.acquire()
     await slots.acquire()
     order: list[int] = []
@@ -38,7 +38,7 @@ async def test_slots_are_handed_to_waiters_in_order() -> None:
 
 
 async def test_a_cancelled_waiter_takes_no_slot_and_loses_none() -> None:
-    slots = Slots(1)
+    slots = Lane(1)
     await slots.acquire()
     gone = asyncio.ensure_future(slots.acquire())
     await _settle()
