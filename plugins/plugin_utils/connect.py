@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
+# isort: split
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+
+# isort: split
 import asyncssh
 from asyncssh.channel import SSHChannel
 from asyncssh.encryption import get_default_encryption_algs

@@ -23,6 +23,10 @@ import sys
 import time
 from typing import Any
 
+# isort: split
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+
+# isort: split
 import asyncssh
 
 from ansible_collections.pipelined.sftp.plugins.plugin_utils import mux_client as mc

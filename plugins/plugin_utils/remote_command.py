@@ -14,6 +14,10 @@ import asyncio
 import contextlib
 from typing import Any, Literal
 
+# isort: split
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+
+# isort: split
 import asyncssh
 
 Event = tuple[Literal["stdout", "stderr", "exit"], bytes, int]
