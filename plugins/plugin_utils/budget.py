@@ -29,7 +29,7 @@ class Budget:
         listing = max_requests // 8 if max_requests >= 2 else 0
         self._transfer = Lane(max_requests - listing)
         self._listing = Lane(listing) if listing else self._transfer
-        self._handles = asyncio.Semaphore(self.max_handles)
+        self._handles = Lane(self.max_handles)
         self.outstanding = 0
         self.peak = 0
         self.bytes = ByteBudget(MAX_BYTES_IN_FLIGHT)
@@ -108,7 +108,7 @@ class Budget:
     def limit_handles(self, max_handles: int) -> None:
         """Lower the handle cap to what the server allows (before any handle is open)."""
         self.max_handles = max(1, max_handles)
-        self._handles = asyncio.Semaphore(self.max_handles)
+        self._handles = Lane(self.max_handles)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run clean-up work (e.g. closing a handle) without waiting for it."""
@@ -124,8 +124,11 @@ class Budget:
     @asynccontextmanager
     async def handle(self) -> AsyncIterator[None]:
         """Hold one open-handle slot while a file or directory is open."""
-        async with self._handles:
+        await self._handles.acquire()
+        try:
             yield
+        finally:
+            self._handles.release()
 
 
 class _Slot:
