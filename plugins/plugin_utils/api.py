@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import SessionLike
+from ansible_collections.pipelined.sftp.plugins.plugin_utils.collector import quiet_collector
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.engine import (
     Channels,
     FailFast,
@@ -56,7 +57,8 @@ def _first_cause(exc: BaseException) -> BaseException:
 
 async def _run(report: Report, channels: Channels, work: object) -> Report:
     try:
-        await work  # type: ignore[misc]
+        with quiet_collector():
+            await work  # type: ignore[misc]
     except (Exception, BaseExceptionGroup) as exc:
         # Requests sent behind the SFTP INIT fail when the session does not start: the
         # reason is why it did not (a ConnectError from connect, like a refused channel).
