@@ -21,7 +21,9 @@ from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 # isort: split
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import (  # noqa: F401  # pylint: disable=unused-import
+    asyncssh_import,
+)
 
 # isort: split
 import asyncssh

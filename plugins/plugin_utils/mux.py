@@ -24,7 +24,9 @@ import time
 from typing import Any
 
 # isort: split
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import (  # noqa: F401  # pylint: disable=unused-import
+    asyncssh_import,
+)
 
 # isort: split
 import asyncssh

@@ -15,7 +15,9 @@ import contextlib
 from typing import Any, Literal
 
 # isort: split
-from ansible_collections.pipelined.sftp.plugins.plugin_utils import asyncssh_import  # noqa: F401
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import (  # noqa: F401  # pylint: disable=unused-import
+    asyncssh_import,
+)
 
 # isort: split
 import asyncssh

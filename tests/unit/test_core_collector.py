@@ -23,7 +23,7 @@ def test_a_run_freezes_and_raises_gen0_then_restores() -> None:
         assert gc.get_threshold() == (RUN_GEN0_THRESHOLD, 10, 10)
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        during = [[] for _ in range(10)]
+        during = [[] for _index in range(10)]
         assert gc.get_freeze_count() == frozen  # what the run makes is not frozen
         del during
     assert gc.get_threshold() == (700, 10, 10)
