@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import stat
 import struct
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -294,6 +295,23 @@ class SFTPClient:
         self.release: Callable[[SFTPClient], bool] | None = None
         """Offered the client on aclose; returning True keeps the channel open (a pool)."""
         self._started: asyncio.Future[None] | None = None
+        self._window: int | None = None
+        self._unanswered = 0
+        self._sizes: dict[int, int] = {}
+        self._held: deque[tuple[int, list[bytes]]] = deque()
+
+    def limit_unanswered(self, window: int) -> None:
+        """Send at most `window` bytes of requests that are not answered yet, holding the
+        rest back in order (a single larger request still goes once nothing is unanswered).
+
+        OpenSSH's sftp-server reads its input 16 KiB at a time but handles one request per
+        read, so whatever the client sends ahead piles up in its input buffer, which it
+        grows and compacts by copying the whole buffer: with megabytes queued there, a
+        push's server spent 0.15-0.4 s of CPU on those copies alone (docs/performance.md,
+        ninth session). The SSH channel's window does not bound that buffer, sshd refills
+        it as soon as sftp-server has read the data."""
+        self._window = max(1, window)
+        self._send_held()
 
     @property
     def closed(self) -> bool:
@@ -491,14 +509,30 @@ class SFTPClient:
             raise self._closed_error
         self._next_id = request_id = (self._next_id + 1) & 0xFFFFFFFF
         self._pending[request_id] = waiter
-        if isinstance(payload, list):
-            size = sum(len(part) for part in payload)
-            self._outbox.append(_HEADER.pack(size + 5, ptype, request_id))
-            self._outbox.extend(payload)
-        else:
-            self._outbox.append(_HEADER.pack(len(payload) + 5, ptype, request_id) + payload)
         self.requests_sent += 1
+        size = sum(len(part) for part in payload) if isinstance(payload, list) else len(payload)
+        header = _HEADER.pack(size + 5, ptype, request_id)
+        parts = [header, *payload] if isinstance(payload, list) else [header + payload]
+        window = self._window
+        if window is not None:
+            self._sizes[request_id] = size
+            if self._held or (self._unanswered and self._unanswered + size > window):
+                self._held.append((size, parts))
+                return
+            self._unanswered += size
+        self._outbox.extend(parts)
         if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _send_held(self) -> None:
+        """Send the requests held back that the window now allows, in order."""
+        held, window = self._held, self._window or 0
+        while held and (not self._unanswered or self._unanswered + held[0][0] <= window):
+            size, parts = held.popleft()
+            self._unanswered += size
+            self._outbox.extend(parts)
+        if self._outbox and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -521,6 +555,8 @@ class SFTPClient:
                     break
                 buffer += chunk
                 start = 0
+                answered = 0
+                sizes = self._sizes
                 while len(buffer) - start >= 9:
                     length, ptype, request_id = _HEADER.unpack_from(buffer, start)
                     if length > MAX_REPLY or length < 5:
@@ -529,6 +565,8 @@ class SFTPClient:
                     if end > len(buffer):
                         break
                     waiter = self._pending.pop(request_id, None)
+                    if sizes:
+                        answered += sizes.pop(request_id, 0)
                     if isinstance(waiter, asyncio.Future):
                         if not waiter.done():
                             waiter.set_result((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
@@ -536,6 +574,10 @@ class SFTPClient:
                         waiter((ptype, _Buffer(bytes(buffer[start + 9 : end]))))
                     start = end
                 del buffer[:start]
+                if answered:
+                    self._unanswered -= answered
+                    if self._held:
+                        self._send_held()
                 if self._idle is not None and not self._pending and not self._idle.done():
                     self._idle.set_result(None)
         except _Malformed as exc:
@@ -555,6 +597,8 @@ class SFTPClient:
             if self._on_close is not None:
                 self._on_close()
         pending, self._pending = self._pending, {}
+        self._held.clear()
+        self._sizes.clear()
         for waiter in pending.values():
             if not isinstance(waiter, asyncio.Future):
                 with contextlib.suppress(Exception):  # every waiter must hear of the end

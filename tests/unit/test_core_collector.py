@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 
 import pytest
 
+from ansible_collections.pipelined.sftp.plugins.plugin_utils import collector
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.collector import (
     RUN_GEN0_THRESHOLD,
     quiet_collector,
@@ -13,9 +15,15 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.collector import (
 
 
 @pytest.fixture(autouse=True)
-def _default_collector() -> None:
+def _default_collector() -> Iterator[None]:
+    """Python's defaults and no run under way, whatever other tests left behind."""
+    saved = (collector._active, collector._saved_threshold, collector._froze, gc.get_threshold())
+    collector._active, collector._saved_threshold, collector._froze = 0, None, False
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
+    yield
+    collector._active, collector._saved_threshold, collector._froze = saved[:3]
+    gc.set_threshold(*saved[3])
 
 
 def test_a_run_freezes_and_raises_gen0_then_restores() -> None:

@@ -24,6 +24,9 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.options import (
     TransferOptions,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
+    FXF_CREAT,
+    FXF_TRUNC,
+    FXF_WRITE,
     FXP_CLOSE,
     FXP_EXTENDED,
     FXP_LSTAT,
@@ -34,7 +37,9 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXP_RENAME,
     FXP_RMDIR,
     FXP_SETSTAT,
+    FXP_WRITE,
     ServerLimits,
+    SFTPClient,
 )
 from ansible_collections.pipelined.sftp.plugins.plugin_utils.report import Report
 from tests.fixtures.asyncssh_server import asyncssh_server_thread
@@ -240,9 +245,7 @@ async def test_first_lookup_goes_out_with_the_channel_setup(
 
 
 @pytest.mark.parametrize("case", ["tree", "file", "in_the_way"])
-async def test_a_pull_closes_the_early_opendir_it_does_not_list(
-    local_tmp: Path, case: str
-) -> None:
+async def test_a_pull_closes_the_early_opendir_it_does_not_list(local_tmp: Path, case: str) -> None:
     """A pull opens its source as a directory before it knows what it is. A tree lists
     that handle (one OPENDIR per directory); a file source, or a tree whose destination
     is in the way, leaves no handle open (pooled channels outlive the run)."""
@@ -323,3 +326,40 @@ async def _slots(run: TreeRun[None]) -> int:
     for _slot in range(taken):
         run._files.release()
     return taken
+
+
+@pytest.mark.parametrize("window", [None, 64 * 1024, 1024])
+async def test_a_channel_holds_back_requests_beyond_its_unanswered_bytes(
+    window: int | None,
+) -> None:
+    """With `limit_unanswered`, a channel keeps at most that many request bytes at the
+    server (the WRITEs are slow there, so without it all 64 pile up); a request larger
+    than the window still goes, alone; the file is written whole and in order."""
+    blocks = [pattern(8192, seed=index) for index in range(64)]
+    with asyncssh_server_thread() as bed:
+        bed.delays = {"write": 0.002}
+        session = await open_session(spec_for(bed.endpoint()))
+        try:
+            client = await session.open_sftp()
+            if window is not None:
+                client.limit_unanswered(window)
+            handle = await client.open(b"/written", FXF_WRITE | FXF_CREAT | FXF_TRUNC)
+            bed.stats.reset()
+            replies = [
+                client.write_nowait(handle, index * 8192, block)
+                for index, block in enumerate(blocks)
+            ]
+            for reply in replies:
+                SFTPClient.status_of(await reply)
+            await client.close(handle)
+            await client.aclose()
+        finally:
+            await session.aclose()
+        writes = bed.stats.max_in_flight_by_type[FXP_WRITE]
+        if window is None:
+            assert writes >= 32, bed.stats
+        elif window < 8192:
+            assert writes == 1, bed.stats
+        else:
+            assert 2 <= writes <= window // 8192, bed.stats
+        assert (bed.root / "written").read_bytes() == b"".join(blocks)
