@@ -55,15 +55,14 @@ push to tmpfs at 10 ms took 0.70 s after connecting with 900 files in flight, 0.
 450 (scratch A/B of 5 pairs, `max_files`)."""
 DIR_WORKERS = 16
 UNANSWERED_BYTES = 1536 * 1024
-"""Request bytes a channel may have sent and not had answered (at least; see
-`unanswered_window`). OpenSSH's sftp-server copies its whole input buffer as that buffer
-grows and compacts, so what a client sends ahead of it costs its CPU more than linearly;
-with no cap a push's second sftp-server sometimes spent 0.15-0.4 s on those copies alone.
-Measured, 5,000 files to tmpfs at 10 ms (16 runs each, against no cap in the same run): a
-1 MiB cap, server CPU 0.26 s (median; maximum 0.31 s) against 0.40 s (0.58 s), 0.74 s
-against 0.76 s; 1.5 MiB, 0.31 s (0.35 s) against 0.39 s (0.72 s), 0.73 s against 0.77 s.
-Requests are counted by their own size: a READ's answer does not count, so pulls, whose
-sftp-server receives only small requests, are not held back."""
+"""Bytes of small requests a channel may have sent and not had answered (at least; see
+`unanswered_window` and `SFTPClient.limit_unanswered`). OpenSSH's sftp-server copies its
+whole input buffer as that buffer grows and compacts, so small requests sent far ahead of
+it cost it CPU more than linearly: with no cap, one push in three at 10 ms had one
+sftp-server spend 0.15-0.4 s on those copies alone. Measured, 5,000 files to tmpfs at
+10 ms, 16 runs against no cap in the same run: server CPU 0.29 s (median; at most
+0.34 s) against 0.37 s (0.51 s), the push 0.71 s (0.65-0.74 s) against 0.74 s
+(0.69-0.88 s). A 1 MiB cap did as well for the server and pushed 2 % slower."""
 UNANSWERED_RATE = 100 * 1024 * 1024
 """Bytes a second one channel's cap allows at least, once the round trip is known: the cap
 grows with the round trip above 15 ms, so that requests waiting on the link do not count

@@ -38,6 +38,7 @@ from ansible_collections.pipelined.sftp.plugins.plugin_utils.protocol import (
     FXP_RMDIR,
     FXP_SETSTAT,
     FXP_WRITE,
+    SERVER_READ_SIZE,
     ServerLimits,
     SFTPClient,
 )
@@ -328,14 +329,18 @@ async def _slots(run: TreeRun[None]) -> int:
     return taken
 
 
-@pytest.mark.parametrize("window", [None, 64 * 1024, 1024])
+@pytest.mark.parametrize(
+    ("window", "block"),
+    [(None, 8192), (64 * 1024, 8192), (1024, 8192), (64 * 1024, 32 * 1024)],
+)
 async def test_a_channel_holds_back_requests_beyond_its_unanswered_bytes(
-    window: int | None,
+    window: int | None, block: int
 ) -> None:
-    """With `limit_unanswered`, a channel keeps at most that many request bytes at the
-    server (the WRITEs are slow there, so without it all 64 pile up); a request larger
-    than the window still goes, alone; the file is written whole and in order."""
-    blocks = [pattern(8192, seed=index) for index in range(64)]
+    """With `limit_unanswered`, a channel keeps at most that many bytes of small requests
+    at the server (the WRITEs are slow there, so without it all 64 pile up); a request
+    larger than the window still goes, alone; requests of SERVER_READ_SIZE or more are
+    not held back; the file is written whole and in order."""
+    blocks = [pattern(block, seed=index) for index in range(64)]
     with asyncssh_server_thread() as bed:
         bed.delays = {"write": 0.002}
         session = await open_session(spec_for(bed.endpoint()))
@@ -346,8 +351,8 @@ async def test_a_channel_holds_back_requests_beyond_its_unanswered_bytes(
             handle = await client.open(b"/written", FXF_WRITE | FXF_CREAT | FXF_TRUNC)
             bed.stats.reset()
             replies = [
-                client.write_nowait(handle, index * 8192, block)
-                for index, block in enumerate(blocks)
+                client.write_nowait(handle, index * block, data)
+                for index, data in enumerate(blocks)
             ]
             for reply in replies:
                 SFTPClient.status_of(await reply)
@@ -356,10 +361,10 @@ async def test_a_channel_holds_back_requests_beyond_its_unanswered_bytes(
         finally:
             await session.aclose()
         writes = bed.stats.max_in_flight_by_type[FXP_WRITE]
-        if window is None:
+        if window is None or block >= SERVER_READ_SIZE:
             assert writes >= 32, bed.stats
-        elif window < 8192:
+        elif window < block:
             assert writes == 1, bed.stats
         else:
-            assert 2 <= writes <= window // 8192, bed.stats
+            assert 2 <= writes <= window // block, bed.stats
         assert (bed.root / "written").read_bytes() == b"".join(blocks)
