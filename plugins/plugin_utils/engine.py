@@ -132,10 +132,14 @@ class Channels:
             await asyncio.shield(self._learning)
 
     def measured_rtt(self, rtt: float) -> None:
-        """Record the round trip and size every channel's cap on unanswered requests."""
+        """Record the round trip and resize every channel's cap on unanswered requests."""
         self.rtt = rtt
         for client in self.clients:
-            client.limit_unanswered(unanswered_window(rtt))
+            self.cap_unanswered(client)
+
+    def cap_unanswered(self, client: SFTPClient) -> None:
+        """Set a channel's cap on unanswered small requests for the round trip known now."""
+        client.limit_unanswered(unanswered_window(self.rtt))
 
     def when_measured(self, then: Callable[[], None]) -> None:
         """Call `then` once the round trip is known (at once if it is; never if learning
@@ -255,7 +259,7 @@ class Channels:
             if self._closed:
                 await client.aclose()
             else:
-                client.limit_unanswered(unanswered_window(self.rtt))
+                self.cap_unanswered(client)
                 self.clients.append(client)
 
         await asyncio.gather(*(one(session) for session in sessions))
@@ -315,8 +319,8 @@ async def open_channels(
     fails asks `start_error` why first."""
     planned = [session for session in sessions for _channel in range(max(1, per_session))]
     first = await planned[0].open_sftp(early=True)
-    first.limit_unanswered(UNANSWERED_BYTES)
     channels = Channels([first], ServerLimits(), Budget(max_requests, MAX_HANDLES))
+    channels.cap_unanswered(first)
     known: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     known.add_done_callback(mark_retrieved)
     channels._limits_known = known

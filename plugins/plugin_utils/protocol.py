@@ -529,9 +529,7 @@ class SFTPClient:
                 return
             self._unanswered += cost
         self._outbox.extend(parts)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        self._schedule_flush()
 
     def _send_held(self) -> None:
         """Send the requests held back that the window now allows, in order."""
@@ -540,7 +538,13 @@ class SFTPClient:
             size, parts = held.popleft()
             self._unanswered += size
             self._outbox.extend(parts)
-        if self._outbox and not self._flush_scheduled:
+        if self._outbox:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Write the outbox once this turn of the event loop ends: one write for every
+        request of the turn."""
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
