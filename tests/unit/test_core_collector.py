@@ -63,7 +63,7 @@ def test_a_higher_threshold_and_someone_elses_freeze_are_kept() -> None:
         with quiet_collector():
             assert gc.get_threshold() == (50_000, 5, 5)
         assert gc.get_threshold() == (50_000, 5, 5)
-        assert gc.get_freeze_count() == frozen
+        assert 0 < gc.get_freeze_count() <= frozen  # not unfrozen (frozen objects may die)
     finally:
         gc.unfreeze()
 
